@@ -1,0 +1,86 @@
+"""Helpers shared by the command modules: JSON output, repository and config lookup."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from lifeos.config import LoadedConfig
+    from lifeos.engine import OrchestrationResult
+    from lifeos.repo import RepoContext
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def json_option(fn: F) -> F:
+    """Add ``--json``: print machine-readable output (indented, keys sorted)."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON (keys sorted).")(fn)
+
+
+def config_option(fn: F) -> F:
+    """Add ``--config PATH`` to a subcommand (the group's ``--config`` works too)."""
+
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Read settings from this file instead of lifeos.yaml.",
+    )
+    @functools.wraps(fn)
+    def wrapper(*args: Any, config_path: str | None = None, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        if config_path is None and ctx.obj:
+            config_path = ctx.obj.get("config_path")
+        return fn(*args, config_path=config_path, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(obj: Any) -> None:
+    """Print ``obj`` as indented JSON with sorted keys."""
+    from lifeos.canonical import pretty_json
+
+    click.echo(pretty_json(obj))
+
+
+def repo() -> RepoContext:
+    """The repository around the working directory."""
+    from lifeos.repo import detect_repo
+
+    return detect_repo(Path.cwd())
+
+
+def load_settings(root: Path, config_path: str | None) -> LoadedConfig:
+    """Load lifeos.yaml (or the ``--config`` file) for ``root``."""
+    from lifeos.config import load_config
+
+    return load_config(root, Path(config_path) if config_path else None)
+
+
+def result_exit_code(result: OrchestrationResult) -> int:
+    """The pinned exit code for a run's result."""
+    from lifeos.errors import (
+        EXIT_BAD_INPUT,
+        EXIT_ESCALATED,
+        EXIT_FAILED,
+        EXIT_OK,
+        EXIT_PAUSED,
+        INPUT_REASONS,
+        ReasonCode,
+    )
+
+    if result.status == "completed":
+        return EXIT_OK
+    if result.status == "paused":
+        return EXIT_PAUSED
+    if result.status == "escalated":
+        return EXIT_ESCALATED
+    if result.reason_code and ReasonCode(result.reason_code) in INPUT_REASONS:
+        return EXIT_BAD_INPUT
+    return EXIT_FAILED

@@ -1,0 +1,100 @@
+"""``lifeos status``, ``lifeos config validate|show`` and ``lifeos init``."""
+
+from __future__ import annotations
+
+import click
+
+from lifeos.cli._common import config_option, json_option, load_settings, print_json, repo
+
+
+@click.command()
+@config_option
+@json_option
+def status(config_path: str | None, as_json: bool) -> int:
+    """Show the repository root, the config source and whether it validates."""
+    from lifeos.errors import ConfigError
+
+    where = repo()
+    info: dict[str, object] = {
+        "repo_root": str(where.root),
+        "in_git": where.in_git,
+        "head": where.head,
+    }
+    code = 0
+    try:
+        loaded = load_settings(where.root, config_path)
+        info["config_source"] = str(loaded.source) if loaded.source else None
+        info["config_validation"] = "VALID" if loaded.source else "N/A (defaults)"
+        info["env_overrides"] = loaded.overrides
+    except ConfigError as exc:
+        info["config_source"] = config_path or "lifeos.yaml"
+        info["config_validation"] = f"INVALID: {exc.one_line()}"
+        code = exc.exit_code
+    if as_json:
+        print_json(info)
+    else:
+        for key in ("repo_root", "head", "config_source", "config_validation"):
+            click.echo(f"{key}: {info.get(key) if info.get(key) is not None else 'NONE'}")
+    return code
+
+
+@click.group()
+def config() -> None:
+    """Validate and show lifeos.yaml."""
+
+
+@config.command("validate")
+@config_option
+def validate_cmd(config_path: str | None) -> int:
+    """Validate lifeos.yaml (or --config PATH); exit 2 naming the key and line if invalid."""
+    from lifeos.config import CONFIG_FILE
+    from lifeos.errors import ConfigError, ReasonCode
+
+    where = repo()
+    loaded = load_settings(where.root, config_path)
+    if loaded.source is None:
+        raise ConfigError(
+            f"no {CONFIG_FILE} at {where.root}; run 'lifeos init' or pass --config PATH",
+            ReasonCode.CONFIG_MISSING,
+        )
+    click.echo(f"VALID: {loaded.source}")
+    return 0
+
+
+@config.command("show")
+@config_option
+def show_cmd(config_path: str | None) -> int:
+    """Print the effective settings as canonical JSON (secrets are never in them)."""
+    from lifeos.canonical import canonical_text
+
+    loaded = load_settings(repo().root, config_path)
+    click.echo(canonical_text(loaded.data))
+    return 0
+
+
+@click.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing lifeos.yaml.")
+def init(force: bool) -> int:
+    """Write a commented starter lifeos.yaml at the repository root."""
+    import os
+    import tempfile
+
+    from lifeos.config import CONFIG_FILE, starter_config
+    from lifeos.errors import InputError
+
+    root = repo().root
+    target = root / CONFIG_FILE
+    if target.exists() and not force:
+        raise InputError(f"{target} already exists; pass --force to overwrite it")
+    fd, tmp = tempfile.mkstemp(prefix=".lifeos.yaml.", dir=root)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(starter_config())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    click.echo(f"wrote {target}")
+    return 0

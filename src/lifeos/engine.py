@@ -1,0 +1,466 @@
+"""The Tier-2 engine: deterministic multi-step workflows within hard limits.
+
+A workflow has at most 5 steps, at most 2 of them human; every step is of kind
+``runtime`` or ``human``; every runtime step names an operation known to the
+operation registry. All of that is checked before any step runs. The engine
+does no I/O of its own: operations reach the world only through the services
+they are given, and every side-effecting result goes through the run journal,
+so a replay never repeats one. Inputs are never mutated; identical inputs give
+byte-identical ``to_dict()`` output. A human step pauses the run: the result's
+status is ``paused`` and :meth:`Orchestrator.resume` continues it with a
+decision.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from lifeos.canonical import sha256_hex, stable_uuid
+from lifeos.errors import (
+    AntiFailureViolation,
+    EnvelopeViolation,
+    ReasonCode,
+    ResumeError,
+    WorkflowDefinitionError,
+)
+from lifeos.journal import Journal, JournalKey
+
+if TYPE_CHECKING:
+    from lifeos.operations import OperationRegistry
+    from lifeos.services import Services
+
+__all__ = [
+    "AntiFailureViolation",
+    "Decision",
+    "EnvelopeViolation",
+    "ExecutionContext",
+    "OrchestrationResult",
+    "Orchestrator",
+    "StepEnv",
+    "StepFailure",
+    "StepSpec",
+    "WorkflowDefinition",
+]
+
+RunStatus = Literal["completed", "failed", "paused", "escalated"]
+
+
+@dataclass
+class StepSpec:
+    """One workflow step: an id, a kind (``runtime`` or ``human``) and a payload."""
+
+    id: str
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict with stable key order."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "payload": dict(sorted(self.payload.items())) if self.payload else {},
+        }
+
+
+@dataclass
+class WorkflowDefinition:
+    """An ordered list of steps; ``name`` is an alias of ``id`` and must agree with it."""
+
+    id: str = ""
+    steps: list[StepSpec] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.id and not self.name:
+            self.name = self.id
+        elif self.name and not self.id:
+            self.id = self.name
+        elif self.id != self.name:
+            raise WorkflowDefinitionError(
+                f"WorkflowDefinition id/name mismatch: '{self.id}' vs '{self.name}'"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict with stable key order."""
+        return {
+            "id": self.id,
+            "metadata": dict(sorted(self.metadata.items())) if self.metadata else {},
+            "steps": [s.to_dict() for s in self.steps],
+        }
+
+
+@dataclass
+class ExecutionContext:
+    """The state a workflow starts from, and metadata (repo root, baseline commit, run id)."""
+
+    initial_state: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A human's answer to a paused step."""
+
+    decision: Literal["approve", "reject"]
+    note: str = ""
+    actor: str = "human"
+
+    def __post_init__(self) -> None:
+        if self.decision not in ("approve", "reject"):
+            raise WorkflowDefinitionError(
+                f"decision must be 'approve' or 'reject', not {self.decision!r}"
+            )
+
+    @classmethod
+    def approve(cls, note: str = "", actor: str = "human") -> Decision:
+        """An approval."""
+        return cls("approve", note, actor)
+
+    @classmethod
+    def reject(cls, note: str = "", actor: str = "human") -> Decision:
+        """A rejection; the run ends failed with ``HUMAN_REJECTED``."""
+        return cls("reject", note, actor)
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    """What an operation returns when its step fails."""
+
+    reason: ReasonCode
+    message: str
+    status: RunStatus = "failed"
+
+
+@dataclass
+class OrchestrationResult:
+    """The outcome of a workflow run; ``to_dict()`` is deterministic JSON."""
+
+    id: str
+    success: bool
+    executed_steps: list[StepSpec]
+    final_state: dict[str, Any]
+    failed_step_id: str | None = None
+    error_message: str | None = None
+    lineage: dict[str, Any] = field(default_factory=dict)
+    receipt: dict[str, Any] = field(default_factory=dict)
+    status: RunStatus = "completed"
+    reason_code: str | None = None
+    waiting_step_id: str | None = None
+    # Not serialised: what resume needs, and wall-clock figures kept out of hashes.
+    workflow: WorkflowDefinition | None = field(default=None, repr=False, compare=False)
+    context: ExecutionContext | None = field(default=None, repr=False, compare=False)
+    run_id: str | None = field(default=None, repr=False, compare=False)
+    timings: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict with stable key order (timings excluded)."""
+        return {
+            "error_message": self.error_message,
+            "executed_steps": [s.to_dict() for s in self.executed_steps],
+            "failed_step_id": self.failed_step_id,
+            "final_state": dict(sorted(self.final_state.items())) if self.final_state else {},
+            "id": self.id,
+            "lineage": dict(sorted(self.lineage.items())) if self.lineage else {},
+            "reason_code": self.reason_code,
+            "receipt": dict(sorted(self.receipt.items())) if self.receipt else {},
+            "status": self.status,
+            "success": self.success,
+            "waiting_step_id": self.waiting_step_id,
+        }
+
+
+class _Nondeterminism(Exception):
+    """A replayed step whose recorded spec differs from the one running now."""
+
+
+class StepEnv:
+    """What an operation sees while it runs one step."""
+
+    __slots__ = (
+        "_calls",
+        "_digest",
+        "_run_id",
+        "context",
+        "journal",
+        "services",
+        "step",
+        "workflow",
+    )
+
+    def __init__(
+        self,
+        step: StepSpec,
+        workflow: WorkflowDefinition,
+        context: ExecutionContext,
+        services: Services,
+        journal: Journal | None,
+        run_id: Callable[[], str],
+    ) -> None:
+        self.step = step
+        self.workflow = workflow
+        self.context = context
+        self.services = services
+        self.journal = journal
+        self._run_id = run_id
+        self._calls = 0
+        self._digest: str | None = None
+
+    @property
+    def run_id(self) -> str:
+        """The run's id (given, or derived from the workflow and initial state)."""
+        return self._run_id()
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        """The execution context's metadata (empty when none was given)."""
+        return self.context.metadata or {}
+
+    def once(self, call: Callable[[], Any]) -> tuple[Any, bool]:
+        """Run a side effect once per (run, step, attempt, call index).
+
+        Returns the result and whether it was replayed from the journal. With no
+        journal the call simply runs.
+        """
+        index = self._calls
+        self._calls += 1
+        if self.journal is None:
+            return call(), False
+        key = JournalKey(self.run_id, self.step.id, 0, index)
+        if self._digest is None:
+            self._digest = sha256_hex(self.step.to_dict())
+        record = self.journal.get(key)
+        if record is not None:
+            if record["step_digest"] != self._digest:
+                raise _Nondeterminism(
+                    f"step '{self.step.id}' differs from the one recorded for run {self.run_id}"
+                )
+            return copy.deepcopy(record["result"]), True
+        result = call()
+        self.journal.put(key, {"step_digest": self._digest, "result": copy.deepcopy(result)})
+        return result, False
+
+
+class Orchestrator:
+    """Runs workflows within the Anti-Failure limits and the execution envelope."""
+
+    MAX_TOTAL_STEPS = 5
+    MAX_HUMAN_STEPS = 2
+    ALLOWED_KINDS = frozenset({"runtime", "human"})
+
+    def __init__(
+        self,
+        operations: OperationRegistry | None = None,
+        services: Services | None = None,
+        journal: Journal | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """Create an orchestrator.
+
+        Args:
+            operations: the operation registry; the built-in one when omitted.
+            services: what side-effecting operations call (LLM, tools, processes).
+            journal: where side-effect results are recorded; none by default.
+            clock: a monotonic clock for timings; timings are skipped without one.
+        """
+        if operations is None:
+            from lifeos.operations import default_registry
+
+            operations = default_registry()
+        if services is None:
+            from lifeos.services import Services
+
+            services = Services()
+        self.operations = operations
+        self.services = services
+        self.journal = journal
+        self.clock = clock
+
+    # -- validation -------------------------------------------------------
+
+    def validate(self, workflow: WorkflowDefinition) -> None:
+        """Check envelope, limits, step ids and every operation's payload.
+
+        Raises:
+            EnvelopeViolation: a disallowed kind or an unknown operation.
+            AntiFailureViolation: more than 5 steps or more than 2 human steps.
+            WorkflowDefinitionError: duplicate step ids or an invalid payload.
+        """
+        for step in workflow.steps:
+            if step.kind not in self.ALLOWED_KINDS:
+                raise EnvelopeViolation(
+                    f"Step '{step.id}' has disallowed kind '{step.kind}'. "
+                    f"Allowed kinds: {sorted(self.ALLOWED_KINDS)}"
+                )
+        total = len(workflow.steps)
+        if total > self.MAX_TOTAL_STEPS:
+            raise AntiFailureViolation(
+                f"Workflow has {total} steps, exceeds maximum of {self.MAX_TOTAL_STEPS}"
+            )
+        human = sum(1 for s in workflow.steps if s.kind == "human")
+        if human > self.MAX_HUMAN_STEPS:
+            raise AntiFailureViolation(
+                f"Workflow has {human} human steps, exceeds maximum of {self.MAX_HUMAN_STEPS}"
+            )
+        seen: set[str] = set()
+        for step in workflow.steps:
+            if not isinstance(step.id, str) or not step.id:
+                raise WorkflowDefinitionError("every step needs a non-empty string id")
+            if step.id in seen:
+                raise WorkflowDefinitionError(f"duplicate step id '{step.id}'")
+            seen.add(step.id)
+            if not isinstance(step.payload, dict):
+                raise WorkflowDefinitionError(f"Step '{step.id}': payload must be an object")
+            if step.kind == "runtime":
+                self.operations.validate(step)
+
+    # -- running ----------------------------------------------------------
+
+    def run_workflow(
+        self,
+        workflow: WorkflowDefinition,
+        ctx: ExecutionContext,
+        *,
+        decisions: Mapping[str, Decision] | None = None,
+        run_id: str | None = None,
+    ) -> OrchestrationResult:
+        """Run ``workflow`` from ``ctx.initial_state``.
+
+        Args:
+            workflow: the workflow; validated before any step runs.
+            ctx: initial state and metadata; never mutated.
+            decisions: answers for human steps known in advance, by step id.
+            run_id: the run's id for the journal; derived deterministically if omitted.
+
+        Returns:
+            The result: completed, failed, escalated, or paused at a human step.
+        """
+        self.validate(workflow)
+        wf = copy.deepcopy(workflow)
+        context = copy.deepcopy(ctx)
+        state = copy.deepcopy(ctx.initial_state)
+        return self._execute(wf, context, state, 0, [], [], dict(decisions or {}), run_id)
+
+    def resume(self, result: OrchestrationResult, decision: Decision) -> OrchestrationResult:
+        """Continue a paused result with a human decision.
+
+        Raises:
+            ResumeError: ``result`` is not paused or has no workflow attached.
+        """
+        if result.status != "paused" or result.waiting_step_id is None:
+            raise ResumeError(f"run '{result.id}' is not paused (status {result.status})")
+        if result.workflow is None or result.context is None:
+            raise ResumeError(f"run '{result.id}' carries no workflow to resume")
+        wf = result.workflow
+        ids = [s.id for s in wf.steps]
+        index = ids.index(result.waiting_step_id)
+        state = copy.deepcopy(result.final_state)
+        executed = copy.deepcopy(result.executed_steps)
+        recorded = copy.deepcopy(result.receipt.get("decisions", []))
+        return self._execute(
+            wf,
+            result.context,
+            state,
+            index,
+            executed,
+            recorded,
+            {result.waiting_step_id: decision},
+            result.run_id,
+        )
+
+    def _execute(
+        self,
+        wf: WorkflowDefinition,
+        context: ExecutionContext,
+        state: dict[str, Any],
+        start: int,
+        executed: list[StepSpec],
+        recorded: list[dict[str, Any]],
+        decisions: dict[str, Decision],
+        run_id: str | None,
+    ) -> OrchestrationResult:
+        run_id_cell: list[str] = [run_id] if run_id else []
+
+        def get_run_id() -> str:
+            if not run_id_cell:
+                meta_id = (context.metadata or {}).get("run_id")
+                if isinstance(meta_id, str) and meta_id:
+                    run_id_cell.append(meta_id)
+                else:
+                    digest = sha256_hex([wf.to_dict(), context.initial_state])
+                    run_id_cell.append(stable_uuid("run", digest))
+            return run_id_cell[0]
+
+        clock = self.clock
+        timings: dict[str, float] = {}
+        failure: StepFailure | None = None
+        failed_step: str | None = None
+        waiting: str | None = None
+        steps = wf.steps
+        for index in range(start, len(steps)):
+            step = steps[index]
+            if step.kind == "human":
+                decision = decisions.get(step.id)
+                if decision is None:
+                    waiting = step.id
+                    break
+                executed.append(step)
+                recorded.append(
+                    {
+                        "actor": decision.actor,
+                        "decision": decision.decision,
+                        "note": decision.note,
+                        "step_id": step.id,
+                    }
+                )
+                if decision.decision == "reject":
+                    failed_step = step.id
+                    failure = StepFailure(
+                        ReasonCode.HUMAN_REJECTED,
+                        f"Step '{step.id}' rejected: {decision.note or 'no note'}",
+                    )
+                    break
+                continue
+            executed.append(step)
+            started = clock() if clock else 0.0
+            env = StepEnv(step, wf, context, self.services, self.journal, get_run_id)
+            try:
+                failure = self.operations.run(step, state, env)
+            except _Nondeterminism as exc:
+                failure = StepFailure(ReasonCode.NONDETERMINISM, str(exc))
+            if clock:
+                timings[step.id] = clock() - started
+            if failure is not None:
+                failed_step = step.id
+                break
+
+        executed_ids = [s.id for s in executed]
+        receipt: dict[str, Any] = {"id": wf.id, "steps": executed_ids}
+        if recorded:
+            receipt["decisions"] = recorded
+        if waiting is not None:
+            status: RunStatus = "paused"
+        elif failure is not None:
+            status = failure.status
+        else:
+            status = "completed"
+        return OrchestrationResult(
+            id=wf.id,
+            success=status == "completed",
+            executed_steps=executed,
+            final_state=state,
+            failed_step_id=failed_step,
+            error_message=failure.message if failure else None,
+            lineage={"executed_step_ids": list(executed_ids), "workflow_id": wf.id},
+            receipt=receipt,
+            status=status,
+            reason_code=failure.reason.value if failure else None,
+            waiting_step_id=waiting,
+            workflow=wf,
+            context=context,
+            run_id=run_id_cell[0] if run_id_cell else run_id,
+            timings=timings,
+        )
