@@ -6,8 +6,12 @@ BIN=.venv/bin
 status=0
 summary=""
 for tier in unit e2e slow; do
+  case "$tier" in
+    e2e) select="e2e and not slow" ;;
+    *) select="$tier" ;;
+  esac
   start=$(date +%s.%N)
-  "$BIN/python" -m pytest -m "$tier" -n auto -q -p no:cacheprovider "$@"
+  "$BIN/python" -m pytest -m "$select" -n auto -q -p no:cacheprovider "$@"
   rc=$?
   end=$(date +%s.%N)
   took=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')

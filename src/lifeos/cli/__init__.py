@@ -23,9 +23,15 @@ __all__ = ["cli", "main", "run"]
 # name -> (module:attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("lifeos.cli.config_cmd:config", "Validate and show lifeos.yaml."),
-    "init": ("lifeos.cli.config_cmd:init", "Write a commented starter lifeos.yaml."),
+    "init": (
+        "lifeos.cli.config_cmd:init",
+        "Write a commented starter lifeos.yaml at the repository root.",
+    ),
     "mission": ("lifeos.cli.mission:mission", "List and run missions."),
-    "status": ("lifeos.cli.config_cmd:status", "Show the repository root and config status."),
+    "status": (
+        "lifeos.cli.config_cmd:status",
+        "Show the repository root, the config source and whether it validates.",
+    ),
     "test": ("lifeos.cli.harness:test", "Run harness test files (scenarios and expectations)."),
 }
 

@@ -44,4 +44,12 @@ def run_cmd(file: str, as_json: bool) -> int:
     if result.bad_input is not None:
         code = ReasonCode(result.bad_reason) if result.bad_reason else None
         raise HarnessFileError(f"{file}: {result.bad_input}", code)
-    return 0 if result.passed else 1
+    if not result.passed:
+        failed = sum(1 for o in result.outcomes for c in o.checks if not c.passed)
+        click.echo(
+            f"lifeos: error: {failed} expectation(s) failed "
+            f"[{ReasonCode.EXPECTATION_FAILED.value}]",
+            err=True,
+        )
+        return 1
+    return 0

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `make demo`: an offline showcase of LifeOS on the demo project.
+# Copies examples/demo/ into a temporary git repository and runs the engine's
+# missions and the test harness there. Needs no network and no API key.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+lifeos="$(cd "$here/../.." && pwd)/.venv/bin/lifeos"
+work="$(mktemp -d "${TMPDIR:-/tmp}/lifeos-demo.XXXXXX")"
+cp -R "$here/." "$work/"
+rm -f "$work/showcase.sh"
+cd "$work"
+export GIT_AUTHOR_NAME="LifeOS Demo" GIT_AUTHOR_EMAIL="demo@lifeos.invalid"
+export GIT_COMMITTER_NAME="LifeOS Demo" GIT_COMMITTER_EMAIL="demo@lifeos.invalid"
+git init -q -b main && git add -A && git commit -q -m "demo project"
+
+step() { printf '\n\033[1m$ lifeos %s\033[0m\n' "$*"; }
+run() { step "$@"; set +e; "$lifeos" "$@"; rc=$?; set -e; echo "(exit $rc)"; }
+
+run status
+run config validate
+run mission list
+run mission run echo --param message="hello from LifeOS"
+# The daily loop pauses for a human to confirm the priorities (exit 4) ...
+run mission run daily_loop --state daily/state.yaml
+# ... and completes once the step is approved.
+run mission run daily_loop --state daily/state.yaml --approve daily-confirm-priorities --note "looks right"
+run mission run run_tests --params '{"target": "."}'
+run test run harness/smoke.yaml
+# Bad input fails closed: one line, a reason code, exit 2.
+run mission run deploy_everything
+printf '\nThe demo repository is at %s\n' "$work"

@@ -1,0 +1,298 @@
+"""lifeos.yaml: defaults, validation with file/line/key, secrets, environment overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lifeos.config import CONFIG_FILE, SECTIONS, find_config, load_config, starter_config
+from lifeos.errors import ConfigError, ReasonCode
+
+DEFAULTS = {
+    "version": 1,
+    "store": None,
+    "models": {},
+    "policy": None,
+    "budget": {},
+    "spine": {},
+    "backlog": {"path": "config/backlog.yaml", "max_wip": 2},
+    "commands": {},
+    "evidence": {},
+}
+
+
+def _write(root: Path, text: str | bytes) -> Path:
+    path = root / CONFIG_FILE
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _refused(root: Path, text: str | bytes | None, env: dict[str, str] | None = None) -> str:
+    if text is not None:
+        _write(root, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(root, env=env or {})
+    err = info.value
+    assert err.exit_code == 2
+    assert err.reason in (ReasonCode.CONFIG_INVALID, ReasonCode.CONFIG_MISSING)
+    return err.message
+
+
+def test_defaults_when_no_file(tmp_path: Path) -> None:
+    cfg = load_config(tmp_path, env={})
+    assert cfg.source is None
+    assert cfg.overrides == []
+    assert cfg.data == DEFAULTS
+    assert cfg.policy is None
+
+
+def test_empty_file_gives_defaults(tmp_path: Path) -> None:
+    path = _write(tmp_path, "")
+    cfg = load_config(tmp_path, env={})
+    assert cfg.source == path
+    assert cfg.data == DEFAULTS
+
+
+def test_starter_config_validates(tmp_path: Path) -> None:
+    path = _write(tmp_path, starter_config())
+    cfg = load_config(tmp_path, env={})
+    assert cfg.source == path
+    assert cfg.data["version"] == 1
+    assert cfg.policy == {"profile": "code"}
+    assert cfg.data["backlog"] == {"path": "config/backlog.yaml", "max_wip": 2}
+    raw = yaml.safe_load(starter_config())
+    assert set(raw) <= set(SECTIONS)
+
+
+def test_full_config(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "version: 1\n"
+        "store: .lifeos/other.db\n"
+        "models:\n  builder:\n    provider: openai\n    api_key_env: OPENAI_API_KEY\n"
+        "budget: {run_tokens: 1000}\n"
+        "backlog:\n  path: tasks.yaml\n  max_wip: 3\n"
+        "commands:\n  test: [python, -m, pytest]\n  lint: ruff check\n",
+    )
+    cfg = load_config(tmp_path, env={})
+    assert cfg.data["store"] == ".lifeos/other.db"
+    assert cfg.data["models"] == {"builder": {"provider": "openai", "api_key_env": "OPENAI_API_KEY"}}
+    assert cfg.data["backlog"] == {"path": "tasks.yaml", "max_wip": 3}
+    assert cfg.data["commands"] == {"test": ["python", "-m", "pytest"], "lint": "ruff check"}
+    assert cfg.data["budget"] == {"run_tokens": 1000}
+
+
+def test_unknown_top_level_key_names_key_and_line(tmp_path: Path) -> None:
+    path = tmp_path / CONFIG_FILE
+    msg = _refused(tmp_path, "version: 1\nbacklog:\n  max_wip: 2\nfrobnicate: true\n")
+    assert msg.startswith(f"{path}:4: unknown top-level key 'frobnicate'")
+    assert "allowed: version, store" in msg
+
+
+def test_wrong_type_names_key_and_line(tmp_path: Path) -> None:
+    path = tmp_path / CONFIG_FILE
+    msg = _refused(tmp_path, 'version: 1\nbacklog:\n  path: x.yaml\n  max_wip: "two"\n')
+    assert msg.startswith(f"{path}:4: key 'backlog.max_wip': ")
+    assert "integer" in msg
+
+
+def test_max_wip_must_be_positive(tmp_path: Path) -> None:
+    path = tmp_path / CONFIG_FILE
+    msg = _refused(tmp_path, "backlog:\n  max_wip: 0\n")
+    assert msg.startswith(f"{path}:2: key 'backlog.max_wip': ")
+
+
+def test_unknown_key_inside_backlog(tmp_path: Path) -> None:
+    path = tmp_path / CONFIG_FILE
+    msg = _refused(tmp_path, "backlog:\n  path: x.yaml\n  colour: red\n")
+    assert msg == f"{path}:3: key 'backlog.colour': unknown key"
+
+
+def test_wrong_version(tmp_path: Path) -> None:
+    path = tmp_path / CONFIG_FILE
+    msg = _refused(tmp_path, "version: 2\n")
+    assert msg.startswith(f"{path}:1: key 'version': ")
+
+
+def test_yaml_that_does_not_parse_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / CONFIG_FILE
+    msg = _refused(tmp_path, "version: 1\nbacklog:\n  path: [unclosed\n  max_wip: 2\n")
+    assert msg.startswith(f"{path}:")
+    assert "invalid YAML" in msg
+    line = int(msg[len(str(path)) + 1 :].split(":", 1)[0])
+    assert 3 <= line <= 5
+
+
+def test_bad_indentation_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / CONFIG_FILE
+    msg = _refused(tmp_path, "version: 1\nbacklog:\n  path: x\n max_wip: 2\n")
+    assert msg.startswith(f"{path}:4: invalid YAML")
+
+
+@pytest.mark.parametrize("text", ["- version\n- store\n", "just a string\n", "42\n"])
+def test_top_level_not_a_mapping(tmp_path: Path, text: str) -> None:
+    path = tmp_path / CONFIG_FILE
+    msg = _refused(tmp_path, text)
+    assert msg == f"{path}: the top level must be a mapping of sections"
+
+
+def test_duplicate_top_level_key(tmp_path: Path) -> None:
+    path = tmp_path / CONFIG_FILE
+    msg = _refused(tmp_path, "version: 1\nstore: a.db\nstore: b.db\n")
+    assert msg == f"{path}:3: duplicate key 'store'"
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("models:\n  builder:\n    api_key: sk-abc123\n", "models.builder.api_key"),
+        ("models:\n  reviewer:\n    token: abc\n", "models.reviewer.token"),
+        ("spine:\n  password: hunter2\n", "spine.password"),
+        ("evidence:\n  sinks:\n    - {secret: s3cr3t}\n", "evidence.sinks[0].secret"),
+    ],
+)
+def test_secrets_are_refused(tmp_path: Path, text: str, where: str) -> None:
+    msg = _refused(tmp_path, text)
+    assert f"key '{where}' holds a secret" in msg
+    assert "_env' instead" in msg
+    assert "sk-abc123" not in msg
+
+
+def test_secret_named_by_env_var_is_fine(tmp_path: Path) -> None:
+    _write(tmp_path, "models:\n  builder:\n    api_key_env: OPENAI_API_KEY\n")
+    cfg = load_config(tmp_path, env={"OPENAI_API_KEY": "sk-real"})
+    assert cfg.data["models"]["builder"] == {"api_key_env": "OPENAI_API_KEY"}
+    assert cfg.overrides == []
+
+
+def test_store_url_with_credentials_refused(tmp_path: Path) -> None:
+    msg = _refused(tmp_path, "store: postgresql://user:pw@db.example/lifeos\n")
+    assert "key 'store' carries credentials" in msg
+    assert "LIFEOS_STORE_URL" in msg
+    assert "pw@" not in msg
+
+
+def test_store_url_without_credentials_is_fine(tmp_path: Path) -> None:
+    _write(tmp_path, "store: postgresql://db.example/lifeos\n")
+    assert load_config(tmp_path, env={}).data["store"] == "postgresql://db.example/lifeos"
+
+
+def test_store_url_with_credentials_via_env(tmp_path: Path) -> None:
+    url = "postgresql://user:pw@db.example/lifeos"
+    cfg = load_config(tmp_path, env={"LIFEOS_STORE_URL": url})
+    assert cfg.data["store"] == url
+    assert cfg.overrides == ["LIFEOS_STORE_URL"]
+
+
+def test_store_with_credentials_via_lifeos_store_is_refused(tmp_path: Path) -> None:
+    msg = _refused(tmp_path, None, env={"LIFEOS_STORE": "postgresql://u:p@h/db"})
+    assert "LIFEOS_STORE_URL" in msg
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the credential check looks at the effective store after overrides, so a "
+    "lifeos.yaml holding a credentialed store URL is accepted whenever LIFEOS_STORE_URL "
+    "is also set, although secrets must never live in the file",
+)
+def test_credentials_in_file_refused_even_with_env_override(tmp_path: Path) -> None:
+    msg = _refused(
+        tmp_path,
+        "store: postgresql://user:pw@db.example/lifeos\n",
+        env={"LIFEOS_STORE_URL": "postgresql://db.example/lifeos"},
+    )
+    assert "credentials" in msg
+
+
+def test_env_overrides_applied_and_listed(tmp_path: Path) -> None:
+    _write(tmp_path, "backlog:\n  path: tasks.yaml\n  max_wip: 2\nstore: local.db\n")
+    env = {
+        "LIFEOS_BACKLOG_MAX_WIP": "5",
+        "LIFEOS_STORE_URL": "postgresql://db.example/lifeos",
+        "HOME": "/somewhere",
+        "LIFEOS_NOTASECTION_X": "1",
+        "LIFEOS_VERSION_X": "1",
+    }
+    cfg = load_config(tmp_path, env=env)
+    assert cfg.data["backlog"] == {"path": "tasks.yaml", "max_wip": 5}
+    assert cfg.data["store"] == "postgresql://db.example/lifeos"
+    assert cfg.overrides == ["LIFEOS_BACKLOG_MAX_WIP", "LIFEOS_STORE_URL"]
+
+
+def test_env_override_without_a_file(tmp_path: Path) -> None:
+    cfg = load_config(tmp_path, env={"LIFEOS_BACKLOG_MAX_WIP": "4", "LIFEOS_BUDGET_RUN_TOKENS": "9"})
+    assert cfg.source is None
+    assert cfg.data["backlog"]["max_wip"] == 4
+    assert cfg.data["backlog"]["path"] == "config/backlog.yaml"
+    assert cfg.data["budget"] == {"run_tokens": 9}
+    assert cfg.overrides == ["LIFEOS_BACKLOG_MAX_WIP", "LIFEOS_BUDGET_RUN_TOKENS"]
+
+
+def test_env_override_is_still_validated(tmp_path: Path) -> None:
+    msg = _refused(tmp_path, None, env={"LIFEOS_BACKLOG_MAX_WIP": "zero"})
+    assert "integer" in msg
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="validation_message only names keys present in the file, so an invalid "
+    "environment override is reported as \"(defaults): key '(top level)'\" instead of "
+    "naming backlog.max_wip (or LIFEOS_BACKLOG_MAX_WIP)",
+)
+def test_invalid_env_override_names_the_key(tmp_path: Path) -> None:
+    msg = _refused(tmp_path, None, env={"LIFEOS_BACKLOG_MAX_WIP": "zero"})
+    assert "max_wip" in msg or "MAX_WIP" in msg
+
+
+def test_env_override_into_a_non_mapping_section(tmp_path: Path) -> None:
+    msg = _refused(tmp_path, "budget: 3\n", env={"LIFEOS_BUDGET_RUN_TOKENS": "9"})
+    assert "LIFEOS_BUDGET_RUN_TOKENS" in msg
+    assert "budget" in msg
+
+
+def test_the_file_is_not_changed_by_overrides(tmp_path: Path) -> None:
+    path = _write(tmp_path, "backlog:\n  max_wip: 2\n")
+    load_config(tmp_path, env={"LIFEOS_BACKLOG_MAX_WIP": "5"})
+    assert path.read_text() == "backlog:\n  max_wip: 2\n"
+    assert load_config(tmp_path, env={}).data["backlog"]["max_wip"] == 2
+
+
+def test_explicit_config_path(tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere.yaml"
+    other.write_text("backlog:\n  max_wip: 7\n")
+    _write(tmp_path, "backlog:\n  max_wip: 1\n")
+    cfg = load_config(tmp_path, other, env={})
+    assert cfg.source == other
+    assert cfg.data["backlog"]["max_wip"] == 7
+
+
+def test_explicit_config_path_missing(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, missing, env={})
+    assert info.value.reason is ReasonCode.CONFIG_MISSING
+    assert info.value.exit_code == 2
+    assert str(missing) in info.value.message
+
+
+def test_explicit_config_path_is_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        find_config(tmp_path, tmp_path)
+    assert info.value.reason is ReasonCode.CONFIG_MISSING
+
+
+def test_find_config(tmp_path: Path) -> None:
+    assert find_config(tmp_path) is None
+    path = _write(tmp_path, "version: 1\n")
+    assert find_config(tmp_path) == path
+
+
+def test_non_utf8_config(tmp_path: Path) -> None:
+    path = tmp_path / CONFIG_FILE
+    msg = _refused(tmp_path, b"version: 1\nstore: \xff\xfe\n")
+    assert msg.startswith(f"{path}: cannot read")
