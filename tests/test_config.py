@@ -81,7 +81,9 @@ def test_full_config(tmp_path: Path) -> None:
     )
     cfg = load_config(tmp_path, env={})
     assert cfg.data["store"] == ".lifeos/other.db"
-    assert cfg.data["models"] == {"builder": {"provider": "openai", "api_key_env": "OPENAI_API_KEY"}}
+    assert cfg.data["models"] == {
+        "builder": {"provider": "openai", "api_key_env": "OPENAI_API_KEY"}
+    }
     assert cfg.data["backlog"] == {"path": "tasks.yaml", "max_wip": 3}
     assert cfg.data["commands"] == {"test": ["python", "-m", "pytest"], "lint": "ruff check"}
     assert cfg.data["budget"] == {"run_tokens": 1000}
@@ -194,12 +196,6 @@ def test_store_with_credentials_via_lifeos_store_is_refused(tmp_path: Path) -> N
     assert "LIFEOS_STORE_URL" in msg
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the credential check looks at the effective store after overrides, so a "
-    "lifeos.yaml holding a credentialed store URL is accepted whenever LIFEOS_STORE_URL "
-    "is also set, although secrets must never live in the file",
-)
 def test_credentials_in_file_refused_even_with_env_override(tmp_path: Path) -> None:
     msg = _refused(
         tmp_path,
@@ -225,7 +221,9 @@ def test_env_overrides_applied_and_listed(tmp_path: Path) -> None:
 
 
 def test_env_override_without_a_file(tmp_path: Path) -> None:
-    cfg = load_config(tmp_path, env={"LIFEOS_BACKLOG_MAX_WIP": "4", "LIFEOS_BUDGET_RUN_TOKENS": "9"})
+    cfg = load_config(
+        tmp_path, env={"LIFEOS_BACKLOG_MAX_WIP": "4", "LIFEOS_BUDGET_RUN_TOKENS": "9"}
+    )
     assert cfg.source is None
     assert cfg.data["backlog"]["max_wip"] == 4
     assert cfg.data["backlog"]["path"] == "config/backlog.yaml"
@@ -238,12 +236,6 @@ def test_env_override_is_still_validated(tmp_path: Path) -> None:
     assert "integer" in msg
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validation_message only names keys present in the file, so an invalid "
-    "environment override is reported as \"(defaults): key '(top level)'\" instead of "
-    "naming backlog.max_wip (or LIFEOS_BACKLOG_MAX_WIP)",
-)
 def test_invalid_env_override_names_the_key(tmp_path: Path) -> None:
     msg = _refused(tmp_path, None, env={"LIFEOS_BACKLOG_MAX_WIP": "zero"})
     assert "max_wip" in msg or "MAX_WIP" in msg

@@ -777,11 +777,6 @@ class TestJournal:
         result = run(echo("two"), orchestrator=orch, run_id="r")
         assert result.reason_code == "NONDETERMINISM"
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: ToolInvoke.run catches every non-LifeOSError exception around env.once, "
-        "so the engine's nondeterminism signal is reported as PROVIDER_ERROR",
-    )
     def test_changed_step_spec_is_nondeterminism_tool(self) -> None:
         counter = CountingTool()
         orch = Orchestrator(services=tool_services(counter), journal=InMemoryJournal())

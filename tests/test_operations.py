@@ -305,20 +305,10 @@ class TestCalc:
         result = run(step("s", "calc", path="out", op="mul", args=[1e308, 10.0]))
         assert_failed(result, ReasonCode.STATE_TYPE_INVALID)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: math.fsum raises OverflowError (intermediate overflow) and escapes the "
-        "engine instead of becoming a failed STATE_TYPE_INVALID result",
-    )
     def test_float_add_overflow_is_a_failure_not_a_crash(self) -> None:
         result = run(step("s", "calc", path="out", op="add", args=[1e308, 1e308]))
         assert_failed(result, ReasonCode.STATE_TYPE_INVALID)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: a huge int mixed with a float (or divided) raises OverflowError, which "
-        "escapes the engine instead of becoming a failed result",
-    )
     def test_huge_int_division_is_a_failure_not_a_crash(self) -> None:
         result = run(step("s", "calc", path="out", op="div", args=[10**400, 3]))
         assert_failed(result, ReasonCode.STATE_TYPE_INVALID)

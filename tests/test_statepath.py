@@ -72,11 +72,6 @@ class TestGetPath:
         get_path(state, ("a", "c"))
         assert state == {"a": {"b": 1}}
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: _step uses str.isdigit(), so '²' passes as a list index and int() "
-        "raises ValueError instead of StatePathError",
-    )
     def test_non_ascii_digit_component_is_a_path_error(self) -> None:
         with pytest.raises(StatePathError):
             get_path({"a": [1, 2]}, ("a", "²"))

@@ -121,10 +121,19 @@ def test_non_scalar_keys_are_refused(text: str) -> None:
         load_yaml(text, "k.yaml")
 
 
-def test_unsafe_tags_are_refused() -> None:
+@pytest.mark.parametrize("text", ["a: !!python/name:os.system\n", "a: !custom 3\n"])
+def test_unsafe_or_unknown_scalar_tags_are_refused(text: str) -> None:
     with pytest.raises(InputError) as info:
-        load_yaml("a: !!python/object/apply:os.system ['true']\n", "evil.yaml")
-    assert info.value.message.startswith("evil.yaml:1: ")
+        load_yaml(text, "evil.yaml")
+    assert info.value.message.startswith("evil.yaml:1: could not determine a constructor")
+
+
+@pytest.mark.parametrize(
+    "text", ["a: !!python/object/apply:os.system ['true']\n", "a: !custom [1]\n"]
+)
+def test_unsafe_or_unknown_collection_tags_are_refused(text: str) -> None:
+    with pytest.raises(InputError):
+        load_yaml(text, "evil.yaml")
 
 
 def test_scalars_are_typed() -> None:

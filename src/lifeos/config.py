@@ -131,7 +131,11 @@ def _check_secrets(node: Any, path: str) -> None:
     if isinstance(node, dict):
         for key, value in node.items():
             where = f"{path}.{key}" if path else str(key)
-            if isinstance(value, str) and _SECRET_KEYS.match(str(key)):
+            if (
+                value is not None
+                and not isinstance(value, dict | list)
+                and _SECRET_KEYS.match(str(key))
+            ):
                 raise ConfigError(
                     f"key '{where}' holds a secret; name an environment variable with "
                     f"'{key}_env' instead"
@@ -177,18 +181,21 @@ def load_config(
     data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     overrides = _apply_env(data, os.environ if env is None else env)
     store = data.get("store")
-    if (
-        isinstance(store, str)
-        and _URL_CREDENTIALS.match(store)
-        and "LIFEOS_STORE_URL" not in (overrides)
-    ):
-        raise ConfigError(
-            "key 'store' carries credentials; put the URL in LIFEOS_STORE_URL instead"
-        )
+    from_url_var = "LIFEOS_STORE_URL" in overrides and raw.get("store") != store
+    for value, trusted in ((raw.get("store"), False), (store, from_url_var)):
+        if isinstance(value, str) and _URL_CREDENTIALS.match(value) and not trusted:
+            raise ConfigError(
+                "key 'store' carries credentials; put the URL in LIFEOS_STORE_URL instead"
+            )
     try:
         model = _models().model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(validation_message(exc, doc)) from None
+        message = validation_message(exc, doc, data)
+        loc = [str(p) for p in exc.errors(include_url=False)[0]["loc"]]
+        var = "LIFEOS_" + "_".join(loc[:2]).upper()
+        if var in overrides:
+            message += f" (set by {var})"
+        raise ConfigError(message) from None
     effective = model.model_dump(mode="json")
     return LoadedConfig(data=effective, source=source, overrides=overrides)
 

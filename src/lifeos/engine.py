@@ -173,8 +173,11 @@ class OrchestrationResult:
         }
 
 
-class _Nondeterminism(Exception):
-    """A replayed step whose recorded spec differs from the one running now."""
+class _Nondeterminism(BaseException):  # noqa: N818 - control flow, not an error
+    """A replayed step whose recorded spec differs from the one running now.
+
+    A BaseException so that no operation's or mission's error handling swallows it.
+    """
 
 
 class StepEnv:

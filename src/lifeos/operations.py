@@ -252,7 +252,13 @@ class Calc(Operation):
                 values.append(value)
             else:
                 values.append(arg)
-        result = _CALC[step.payload["op"]][1](values)
+        try:
+            result = _CALC[step.payload["op"]][1](values)
+        except (OverflowError, ValueError) as exc:
+            raise InputError(
+                f"calc {step.payload['op']} cannot be computed: {exc}",
+                ReasonCode.STATE_TYPE_INVALID,
+            ) from None
         if isinstance(result, float) and not math.isfinite(result):
             raise InputError("calc result is not a finite number", ReasonCode.STATE_TYPE_INVALID)
         set_path(state, parse_path(step.payload["path"]), result)

@@ -37,10 +37,14 @@ def parse_path(path: object) -> tuple[str, ...]:
     return parts
 
 
+def _index(part: str) -> bool:
+    return part.isascii() and part.isdigit()
+
+
 def _step(container: Any, part: str, walked: str) -> Any:
     if isinstance(container, dict):
         return container.get(part, MISSING)
-    if isinstance(container, list) and part.isdigit():
+    if isinstance(container, list) and _index(part):
         i = int(part)
         return container[i] if i < len(container) else MISSING
     raise StatePathError(
@@ -71,7 +75,7 @@ def set_path(state: dict[str, Any], parts: tuple[str, ...], value: Any) -> None:
     last = parts[-1]
     if isinstance(current, dict):
         current[last] = value
-    elif isinstance(current, list) and last.isdigit() and int(last) < len(current):
+    elif isinstance(current, list) and _index(last) and int(last) < len(current):
         current[int(last)] = value
     else:
         raise StatePathError(

@@ -7,6 +7,7 @@ into one line naming the key and the line it is on.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     import pydantic
 
 __all__ = ["YamlDocument", "load_yaml", "load_yaml_file", "validation_message"]
+
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 Loc = tuple[str | int | float | bool, ...]
 
@@ -56,6 +59,8 @@ def load_yaml(text: str, source: str, error: type[LifeOSError] = InputError) -> 
     doc.lines[()] = node.start_mark.line + 1
 
     def build(n: Any, loc: Loc) -> Any:
+        if isinstance(n, yaml.MappingNode | yaml.SequenceNode) and n.tag not in _PLAIN_TAGS:
+            raise error(f"{source}:{n.start_mark.line + 1}: tag {n.tag!r} is not allowed")
         if isinstance(n, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in n.value:
@@ -76,9 +81,17 @@ def load_yaml(text: str, source: str, error: type[LifeOSError] = InputError) -> 
                 items.append(build(item, (*loc, i)))
             return items
         try:
-            return constructor.construct_object(n, deep=True)
+            value = constructor.construct_object(n, deep=True)
         except yaml.YAMLError as exc:
             raise error(f"{source}:{n.start_mark.line + 1}: {exc}") from None
+        if not isinstance(value, str | int | float | bool | type(None)) or (
+            isinstance(value, float) and not math.isfinite(value)
+        ):
+            raise error(
+                f"{source}:{n.start_mark.line + 1}: {n.value!r} is not a plain JSON value "
+                "(quote dates and timestamps)"
+            )
+        return value
 
     doc.data = build(node, ())
     return doc
@@ -95,13 +108,16 @@ def load_yaml_file(path: Path, error: type[LifeOSError] = InputError) -> YamlDoc
     return load_yaml(text, str(path), error)
 
 
-def validation_message(exc: pydantic.ValidationError, doc: YamlDocument) -> str:
-    """One line for the first validation error: file, line, dotted key, problem."""
+def validation_message(exc: pydantic.ValidationError, doc: YamlDocument, data: Any = None) -> str:
+    """One line for the first validation error: file, line, dotted key, problem.
+
+    ``data`` is what was validated when it differs from the document (overrides applied).
+    """
     first = exc.errors(include_url=False)[0]
     loc: Loc = tuple(p for p in first["loc"] if isinstance(p, str | int))
     # pydantic adds the union member or the tag name to locations; keep only real keys.
     real: list[str | int | float | bool] = []
-    node = doc.data
+    node = doc.data if data is None else data
     for part in loc:
         if isinstance(node, dict) and part in node:
             node = node[part]
@@ -109,7 +125,7 @@ def validation_message(exc: pydantic.ValidationError, doc: YamlDocument) -> str:
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             node = node[part]
             real.append(part)
-        elif first["type"] == "extra_forbidden" and part == loc[-1]:
+        elif first["type"] in ("extra_forbidden", "missing") and part == loc[-1]:
             real.append(part)
     key = ".".join(str(p) for p in real) or "(top level)"
     line = doc.line_of(tuple(real))

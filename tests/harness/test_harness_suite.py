@@ -89,7 +89,9 @@ def test_result_is_deterministic_over_two_runs() -> None:
 
 
 def test_hash_changes_with_the_outcome() -> None:
-    changed = CARRY.replace("{path: final_state.total, eq: 15}", "{path: final_state.total, eq: 16}")
+    changed = CARRY.replace(
+        "{path: final_state.total, eq: 15}", "{path: final_state.total, eq: 16}"
+    )
     assert _run(changed).hash != _run(CARRY).hash
 
 

@@ -193,9 +193,7 @@ def _run_op(
     wf = WorkflowDefinition(
         id="wf-op", steps=[StepSpec("op", "runtime", {"operation": operation, **payload})]
     )
-    return Orchestrator().run_workflow(
-        wf, ExecutionContext(initial_state=state, metadata=metadata)
-    )
+    return Orchestrator().run_workflow(wf, ExecutionContext(initial_state=state, metadata=metadata))
 
 
 def test_summarise_operation_writes_daily_summary() -> None:
@@ -341,8 +339,12 @@ def test_daily_loop_workflow_with_five_steps_archives() -> None:
 
 def test_daily_loop_workflow_is_deterministic() -> None:
     decisions = {"daily-confirm-priorities": Decision.approve()}
-    a = run_mission("daily_loop", ExecutionContext(initial_state=_daily_state()), decisions=decisions)
-    b = run_mission("daily_loop", ExecutionContext(initial_state=_daily_state()), decisions=decisions)
+    a = run_mission(
+        "daily_loop", ExecutionContext(initial_state=_daily_state()), decisions=decisions
+    )
+    b = run_mission(
+        "daily_loop", ExecutionContext(initial_state=_daily_state()), decisions=decisions
+    )
     assert a.to_dict() == b.to_dict()
 
 

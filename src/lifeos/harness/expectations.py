@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lifeos.canonical import canonical_text
+from lifeos.errors import InputError
 from lifeos.statepath import MISSING, get_path, parse_path
 
 __all__ = ["OPERATORS", "Expectation", "ExpectationResult", "evaluate"]
@@ -85,7 +86,7 @@ def evaluate(expectation: Expectation, result: dict[str, Any]) -> ExpectationRes
     """Check ``expectation`` against a result dict (an ``OrchestrationResult.to_dict()``)."""
     try:
         actual = get_path(result, parse_path(expectation.path))
-    except ValueError:
+    except (InputError, ValueError):
         actual = MISSING
     found = actual is not MISSING
     op, want = expectation.op, expectation.value

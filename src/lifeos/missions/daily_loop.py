@@ -61,7 +61,8 @@ def summarise_entries(entries: list[dict[str, Any]], today: dt.date) -> dict[str
     done = [e for e in mine if e.get("done") is True]
     tags: dict[str, int] = {}
     for entry in mine:
-        for tag in entry.get("tags") or []:
+        raw_tags = entry.get("tags") or []
+        for tag in [raw_tags] if isinstance(raw_tags, str) else raw_tags:
             tags[str(tag)] = tags.get(str(tag), 0) + 1
     return {
         "date": yesterday.isoformat(),
