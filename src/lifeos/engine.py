@@ -16,9 +16,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from lifeos.canonical import sha256_hex, stable_uuid
+from lifeos.delta import apply_delta, diff
 from lifeos.errors import (
     AntiFailureViolation,
     EnvelopeViolation,
@@ -39,6 +40,8 @@ __all__ = [
     "ExecutionContext",
     "OrchestrationResult",
     "Orchestrator",
+    "RunRecorder",
+    "StepCheckpoint",
     "StepEnv",
     "StepFailure",
     "StepSpec",
@@ -173,6 +176,46 @@ class OrchestrationResult:
         }
 
 
+@dataclass(frozen=True)
+class StepCheckpoint:
+    """Where a run stood after one step: recorded before the run moves on."""
+
+    run_id: str
+    index: int
+    step_id: str
+    step_digest: str
+    """SHA-256 of the step spec; a replay with a different spec is nondeterministic."""
+    status: str
+    """``ok``, ``failed``, ``escalated``, ``approved`` or ``rejected``."""
+    state_hash: str
+    """SHA-256 of the canonical state after the step."""
+    policy_hash: str | None
+    delta: list[dict[str, Any]]
+    """The state change the step made (``lifeos.delta``)."""
+    info: dict[str, Any]
+    """Failure reason and message, or the human decision."""
+
+
+@runtime_checkable
+class RunRecorder(Protocol):
+    """Keeps step checkpoints durably; the engine resumes from them."""
+
+    def load(self, run_id: str) -> list[StepCheckpoint]:
+        """The run's checkpoints in step order (empty for a new run)."""
+        ...
+
+    def record(self, checkpoint: StepCheckpoint) -> None:
+        """Commit ``checkpoint`` before returning."""
+        ...
+
+
+_TERMINAL: dict[str, RunStatus] = {
+    "failed": "failed",
+    "escalated": "escalated",
+    "rejected": "failed",
+}
+
+
 class _Nondeterminism(BaseException):  # noqa: N818 - control flow, not an error
     """A replayed step whose recorded spec differs from the one running now.
 
@@ -260,6 +303,8 @@ class Orchestrator:
         services: Services | None = None,
         journal: Journal | None = None,
         clock: Callable[[], float] | None = None,
+        recorder: RunRecorder | None = None,
+        policy_hash: str | None = None,
     ) -> None:
         """Create an orchestrator.
 
@@ -268,6 +313,8 @@ class Orchestrator:
             services: what side-effecting operations call (LLM, tools, processes).
             journal: where side-effect results are recorded; none by default.
             clock: a monotonic clock for timings; timings are skipped without one.
+            recorder: where step checkpoints go; a run with checkpoints resumes from them.
+            policy_hash: the policy in force; resuming under another one is refused.
         """
         if operations is None:
             from lifeos.operations import default_registry
@@ -281,6 +328,8 @@ class Orchestrator:
         self.services = services
         self.journal = journal
         self.clock = clock
+        self.recorder = recorder
+        self.policy_hash = policy_hash
 
     # -- validation -------------------------------------------------------
 
@@ -345,7 +394,68 @@ class Orchestrator:
         wf = copy.deepcopy(workflow)
         context = copy.deepcopy(ctx)
         state = copy.deepcopy(ctx.initial_state)
-        return self._execute(wf, context, state, 0, [], [], dict(decisions or {}), run_id)
+        if self.recorder is None:
+            return self._execute(wf, context, state, 0, [], [], dict(decisions or {}), run_id)
+        run_id = run_id or _derive_run_id(wf, context)
+        return self._replay(wf, context, state, dict(decisions or {}), run_id, self.recorder)
+
+    def _replay(
+        self,
+        wf: WorkflowDefinition,
+        context: ExecutionContext,
+        state: dict[str, Any],
+        decisions: dict[str, Decision],
+        run_id: str,
+        recorder: RunRecorder,
+    ) -> OrchestrationResult:
+        """Rebuild a run's progress from its checkpoints, then run what is left."""
+        executed: list[StepSpec] = []
+        recorded: list[dict[str, Any]] = []
+        checkpoints = recorder.load(run_id)
+        for i, cp in enumerate(checkpoints):
+            stop: StepFailure | None = None
+            if cp.index != i or i >= len(wf.steps):
+                stop = StepFailure(
+                    ReasonCode.NONDETERMINISM,
+                    f"run {run_id} has a checkpoint for step {cp.index} that this workflow "
+                    "does not have",
+                )
+            elif cp.step_digest != sha256_hex(wf.steps[i].to_dict()):
+                stop = StepFailure(
+                    ReasonCode.NONDETERMINISM,
+                    f"step '{wf.steps[i].id}' differs from the one recorded for run {run_id}",
+                )
+            elif self.policy_hash is not None and cp.policy_hash != self.policy_hash:
+                stop = StepFailure(
+                    ReasonCode.POLICY_HASH_MISMATCH,
+                    f"the policy changed since run {run_id} was checkpointed",
+                )
+            else:
+                state = apply_delta(state, cp.delta)
+                if sha256_hex(state) != cp.state_hash:
+                    stop = StepFailure(
+                        ReasonCode.NONDETERMINISM,
+                        f"state after step '{cp.step_id}' does not match its checkpoint "
+                        "(were the inputs changed?)",
+                    )
+            if stop is not None:
+                return self._finish(
+                    wf, context, state, executed, recorded, stop, None, None, run_id, {}
+                )
+            step = wf.steps[i]
+            executed.append(step)
+            if step.kind == "human":
+                recorded.append(dict(cp.info))
+            if cp.status in _TERMINAL:
+                failure = StepFailure(
+                    ReasonCode(cp.info["reason"]), cp.info["message"], _TERMINAL[cp.status]
+                )
+                return self._finish(
+                    wf, context, state, executed, recorded, failure, step.id, None, run_id, {}
+                )
+        return self._execute(
+            wf, context, state, len(checkpoints), executed, recorded, decisions, run_id
+        )
 
     def resume(self, result: OrchestrationResult, decision: Decision) -> OrchestrationResult:
         """Continue a paused result with a human decision.
@@ -393,9 +503,29 @@ class Orchestrator:
                 if isinstance(meta_id, str) and meta_id:
                     run_id_cell.append(meta_id)
                 else:
-                    digest = sha256_hex([wf.to_dict(), context.initial_state])
-                    run_id_cell.append(stable_uuid("run", digest))
+                    run_id_cell.append(_derive_run_id(wf, context))
             return run_id_cell[0]
+
+        recorder = self.recorder
+        prev = copy.deepcopy(state) if recorder is not None else None
+
+        def checkpoint(index: int, step: StepSpec, status: str, info: dict[str, Any]) -> None:
+            nonlocal prev
+            assert recorder is not None
+            recorder.record(
+                StepCheckpoint(
+                    run_id=get_run_id(),
+                    index=index,
+                    step_id=step.id,
+                    step_digest=sha256_hex(step.to_dict()),
+                    status=status,
+                    state_hash=sha256_hex(state),
+                    policy_hash=self.policy_hash,
+                    delta=diff(prev, state),
+                    info=info,
+                )
+            )
+            prev = copy.deepcopy(state)
 
         clock = self.clock
         timings: dict[str, float] = {}
@@ -411,14 +541,20 @@ class Orchestrator:
                     waiting = step.id
                     break
                 executed.append(step)
-                recorded.append(
-                    {
-                        "actor": decision.actor,
-                        "decision": decision.decision,
-                        "note": decision.note,
-                        "step_id": step.id,
-                    }
-                )
+                record = {
+                    "actor": decision.actor,
+                    "decision": decision.decision,
+                    "note": decision.note,
+                    "step_id": step.id,
+                }
+                recorded.append(record)
+                if recorder is not None:
+                    status = "approved" if decision.decision == "approve" else "rejected"
+                    info = dict(record)
+                    if status == "rejected":
+                        info["reason"] = ReasonCode.HUMAN_REJECTED.value
+                        info["message"] = f"Step '{step.id}' rejected: {decision.note or 'no note'}"
+                    checkpoint(index, step, status, info)
                 if decision.decision == "reject":
                     failed_step = step.id
                     failure = StepFailure(
@@ -436,10 +572,42 @@ class Orchestrator:
                 failure = StepFailure(ReasonCode.NONDETERMINISM, str(exc))
             if clock:
                 timings[step.id] = clock() - started
+            if recorder is not None:
+                if failure is None:
+                    checkpoint(index, step, "ok", {})
+                else:
+                    info = {"reason": failure.reason.value, "message": failure.message}
+                    checkpoint(index, step, failure.status, info)
             if failure is not None:
                 failed_step = step.id
                 break
 
+        return self._finish(
+            wf,
+            context,
+            state,
+            executed,
+            recorded,
+            failure,
+            failed_step,
+            waiting,
+            run_id_cell[0] if run_id_cell else run_id,
+            timings,
+        )
+
+    @staticmethod
+    def _finish(
+        wf: WorkflowDefinition,
+        context: ExecutionContext,
+        state: dict[str, Any],
+        executed: list[StepSpec],
+        recorded: list[dict[str, Any]],
+        failure: StepFailure | None,
+        failed_step: str | None,
+        waiting: str | None,
+        run_id: str | None,
+        timings: dict[str, float],
+    ) -> OrchestrationResult:
         executed_ids = [s.id for s in executed]
         receipt: dict[str, Any] = {"id": wf.id, "steps": executed_ids}
         if recorded:
@@ -464,6 +632,13 @@ class Orchestrator:
             waiting_step_id=waiting,
             workflow=wf,
             context=context,
-            run_id=run_id_cell[0] if run_id_cell else run_id,
+            run_id=run_id,
             timings=timings,
         )
+
+
+def _derive_run_id(wf: WorkflowDefinition, context: ExecutionContext) -> str:
+    meta_id = (context.metadata or {}).get("run_id")
+    if isinstance(meta_id, str) and meta_id:
+        return meta_id
+    return stable_uuid("run", sha256_hex([wf.to_dict(), context.initial_state]))

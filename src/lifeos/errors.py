@@ -123,6 +123,8 @@ class ReasonCode(StrEnum):
     EXPECTATION_FAILED = "EXPECTATION_FAILED"
     RESUME_INVALID = "RESUME_INVALID"
     CONFIG_MISSING = "CONFIG_MISSING"
+    STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
+    KEY_MISSING = "KEY_MISSING"
 
 
 # Reason codes that mean "the input was wrong", so the CLI answers with exit 2.

@@ -17,15 +17,25 @@ class RepoContext:
     """The repository root (or the working directory outside git) and its HEAD."""
 
     root: Path
+    """The work tree's top level (a linked worktree's own root inside a worktree)."""
     head: str | None
+    """HEAD's commit id, or None before the first commit or outside git."""
     in_git: bool
+    """Whether the directory is inside a git work tree."""
+    main_root: Path
+    """The main repository's root, shared by all its worktrees; LifeOS's store lives here."""
+
+    @property
+    def lifeos_dir(self) -> Path:
+        """``.lifeos/`` at the main repository root (``./.lifeos`` outside git)."""
+        return self.main_root / ".lifeos"
 
 
 def detect_repo(cwd: Path) -> RepoContext:
     """Return the repository containing ``cwd``; outside git, ``cwd`` itself."""
     try:
         proc = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel", "HEAD"],
+            ["git", "rev-parse", "--show-toplevel", "--git-common-dir", "HEAD"],
             cwd=cwd,
             capture_output=True,
             text=True,
@@ -33,9 +43,14 @@ def detect_repo(cwd: Path) -> RepoContext:
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
-        return RepoContext(cwd, None, False)
+        return RepoContext(cwd, None, False, cwd)
     lines = proc.stdout.splitlines()
-    if not lines or not lines[0].startswith("/"):
-        return RepoContext(cwd, None, False)
-    head = lines[1] if len(lines) > 1 and _SHA.match(lines[1]) else None
-    return RepoContext(Path(lines[0]), head, True)
+    if len(lines) < 2 or not lines[0].startswith("/"):
+        return RepoContext(cwd, None, False, cwd)
+    root = Path(lines[0])
+    common = Path(lines[1])
+    if not common.is_absolute():
+        common = (root / common).resolve()
+    main_root = common.parent if common.name == ".git" else root
+    head = lines[2] if len(lines) > 2 and _SHA.match(lines[2]) else None
+    return RepoContext(root, head, True, main_root)

@@ -27,7 +27,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lifeos.cli.config_cmd:init",
         "Write a commented starter lifeos.yaml at the repository root.",
     ),
+    "ledger": ("lifeos.cli.ledger:ledger", "Verify, inspect, sign and export the ledger."),
     "mission": ("lifeos.cli.mission:mission", "List and run missions."),
+    "runs": ("lifeos.cli.runs:runs", "List and inspect recorded runs."),
     "status": (
         "lifeos.cli.config_cmd:status",
         "Show the repository root, the config source and whether it validates.",

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from lifeos.config import LoadedConfig
     from lifeos.engine import OrchestrationResult
     from lifeos.repo import RepoContext
+    from lifeos.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,3 +85,22 @@ def result_exit_code(result: OrchestrationResult) -> int:
     if result.reason_code and ReasonCode(result.reason_code) in INPUT_REASONS:
         return EXIT_BAD_INPUT
     return EXIT_FAILED
+
+
+def open_repo_store(where: RepoContext | None = None) -> tuple[RepoContext, Store]:
+    """The repository and its store (created on first use), with the system clock.
+
+    The store location comes from ``LIFEOS_STORE_URL``/``LIFEOS_STORE`` or lifeos.yaml's
+    ``store``; the config file is only read when it exists.
+    """
+    import os
+
+    from lifeos.clock import SystemClock
+    from lifeos.config import CONFIG_FILE
+    from lifeos.store import open_store
+
+    where = where or repo()
+    location = os.environ.get("LIFEOS_STORE_URL") or os.environ.get("LIFEOS_STORE")
+    if location is None and (where.main_root / CONFIG_FILE).is_file():
+        location = load_settings(where.main_root, None).data.get("store")
+    return where, open_store(where.lifeos_dir, SystemClock(), location)

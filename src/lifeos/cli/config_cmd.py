@@ -75,7 +75,11 @@ def show_cmd(config_path: str | None) -> int:
 @click.command()
 @click.option("--force", is_flag=True, help="Overwrite an existing lifeos.yaml.")
 def init(force: bool) -> int:
-    """Write a commented starter lifeos.yaml at the repository root."""
+    """Write a commented starter lifeos.yaml at the repository root.
+
+    Also creates the store in .lifeos/ and, on first use, the repository's Ed25519 key
+    pair: the private key in .lifeos/ (mode 0600) and the public key as lifeos.pub.
+    """
     import os
     import tempfile
 
@@ -97,4 +101,20 @@ def init(force: bool) -> int:
         os.unlink(tmp)
         raise
     click.echo(f"wrote {target}")
+    _init_store_and_keys()
     return 0
+
+
+def _init_store_and_keys() -> None:
+    from lifeos.cli._common import open_repo_store
+    from lifeos.ledger.keys import PUBLIC_KEY_FILE, ensure_keypair
+
+    where, store = open_repo_store()
+    store.close()
+    signer, created = ensure_keypair(where)
+    pub = where.main_root / PUBLIC_KEY_FILE
+    if created:
+        click.echo(f"created the signing key in {where.lifeos_dir} (mode 0600)")
+        click.echo(f"wrote {pub}: commit it, verifiers trust this key")
+    else:
+        click.echo(f"signing key {signer.name} already present; {pub} matches it")

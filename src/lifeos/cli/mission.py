@@ -8,7 +8,14 @@ from typing import Any
 
 import click
 
-from lifeos.cli._common import json_option, print_json, repo, result_exit_code
+from lifeos.cli._common import (
+    json_option,
+    open_repo_store,
+    print_json,
+    repo,
+    result_exit_code,
+)
+from lifeos.errors import UnknownMissionError
 
 
 @click.group()
@@ -81,6 +88,11 @@ def _load_state(path: str | None) -> dict[str, Any]:
 @click.option("--approve", multiple=True, metavar="STEP", help="Approve this human step.")
 @click.option("--reject", multiple=True, metavar="STEP", help="Reject this human step.")
 @click.option("--note", default="", help="A note recorded with --approve/--reject.")
+@click.option(
+    "--run-id",
+    default=None,
+    help="Continue this recorded run (after a pause or a crash) instead of starting one.",
+)
 @json_option
 def run_cmd(
     mission_type: str,
@@ -90,18 +102,23 @@ def run_cmd(
     approve: tuple[str, ...],
     reject: tuple[str, ...],
     note: str,
+    run_id: str | None,
     as_json: bool,
 ) -> int:
     """Run MISSION_TYPE once and report its result.
 
-    Exit 0 when it completes, 1 when it fails, 2 on bad input, 4 when it pauses at
-    a human step (re-run with --approve STEP), 6 when a mission escalates.
+    Every run is recorded in the repository's store (.lifeos/): the run, a checkpoint
+    per step, the journal of side effects and ledger entries. Exit 0 when it
+    completes, 1 when it fails, 2 on bad input, 4 when it pauses at a human step
+    (continue with --run-id ID --approve STEP), 6 when a mission escalates.
     """
     import datetime as dt
     import time
+    import uuid
 
+    from lifeos.durable import run_recorded
     from lifeos.engine import Decision, ExecutionContext, Orchestrator
-    from lifeos.registry import run_mission
+    from lifeos.registry import MISSION_REGISTRY, list_mission_types
 
     inputs = _parse_inputs(params, param)
     state = _load_state(state_path)
@@ -117,13 +134,36 @@ def run_cmd(
             "today": dt.date.today().isoformat(),
         },
     )
+    builder = MISSION_REGISTRY.get(mission_type)
+    if builder is None:
+        raise UnknownMissionError(
+            f"Unknown mission: '{mission_type}'. Available missions: {list_mission_types()}"
+        )
+    workflow = builder(inputs)
     orchestrator = Orchestrator(clock=time.perf_counter)
-    result = run_mission(mission_type, ctx, inputs, orchestrator=orchestrator, decisions=decisions)
+    orchestrator.validate(workflow)
+    where, store = open_repo_store(where)
+    run_id = run_id or str(uuid.uuid4())
+    try:
+        result = run_recorded(
+            store,
+            orchestrator,
+            workflow,
+            ctx,
+            run_id,
+            kind="mission",
+            name=mission_type,
+            decisions=decisions,
+            config={"params": inputs},
+        )
+    finally:
+        store.close()
     code = result_exit_code(result)
     if as_json:
         print_json(result.to_dict())
+        click.echo(f"lifeos: run {run_id} recorded ({result.status})", err=True)
     else:
-        _summary(mission_type, result)
+        _summary(mission_type, result, run_id)
     if result.status in ("failed", "escalated"):
         click.echo(
             f"lifeos: error: mission '{mission_type}' {result.status} at step "
@@ -133,10 +173,10 @@ def run_cmd(
     return code
 
 
-def _summary(mission_type: str, result: Any) -> None:
+def _summary(mission_type: str, result: Any, run_id: str) -> None:
     from lifeos.canonical import pretty_json
 
-    click.echo(f"mission {mission_type}: {result.status}")
+    click.echo(f"mission {mission_type}: {result.status} (run {run_id})")
     for step in result.executed_steps:
         mark = "FAIL" if step.id == result.failed_step_id else "ok"
         took = result.timings.get(step.id)
@@ -148,7 +188,8 @@ def _summary(mission_type: str, result: Any) -> None:
         what = waiting.payload.get("description", "")
         click.echo(f"  WAIT {result.waiting_step_id}  {what}")
         click.echo(
-            f"paused: re-run with --approve {result.waiting_step_id} (or --reject) to continue"
+            f"paused: continue with 'lifeos mission run {mission_type} --run-id {run_id} "
+            f"--approve {result.waiting_step_id}' (or --reject)"
         )
     if isinstance(state.get("test_report"), dict):
         click.echo(f"tests: {state['test_report'].get('summary')}")
