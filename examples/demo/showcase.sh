@@ -17,15 +17,24 @@ step() { printf '\n\033[1m$ lifeos %s\033[0m\n' "$*"; }
 run() { step "$@"; set +e; "$lifeos" "$@"; rc=$?; set -e; echo "(exit $rc)"; }
 
 run status
+run init
 run config validate
 run mission list
 run mission run echo --param message="hello from LifeOS"
 # The daily loop pauses for a human to confirm the priorities (exit 4) ...
-run mission run daily_loop --state daily/state.yaml
-# ... and completes once the step is approved.
-run mission run daily_loop --state daily/state.yaml --approve daily-confirm-priorities --note "looks right"
+step mission run daily_loop --state daily/state.yaml
+set +e; "$lifeos" mission run daily_loop --state daily/state.yaml | tee "$work/.paused"; rc=${PIPESTATUS[0]}; set -e
+echo "(exit $rc)"
+run_id=$(sed -n 's/.*(run \([0-9a-f-]*\)).*/\1/p' "$work/.paused" | head -1)
+rm -f "$work/.paused"
+# ... and the same run completes once the step is approved.
+run mission run daily_loop --state daily/state.yaml --run-id "$run_id" --approve daily-confirm-priorities --note "looks right"
 run mission run run_tests --params '{"target": "."}'
 run test run harness/smoke.yaml
+# Every mission run above is in the store and the ledger; sign the tree head and verify.
+run runs list
+run ledger checkpoint
+run ledger verify
 # Bad input fails closed: one line, a reason code, exit 2.
 run mission run deploy_everything
 printf '\nThe demo repository is at %s\n' "$work"

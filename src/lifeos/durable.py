@@ -111,6 +111,7 @@ def run_recorded(
                 config={"workflow": workflow.to_dict(), **(config or {})},
             )
             store.append_ledger("run.started", run_id, {"kind": kind, "name": name})
+            store.add_event(run_id, None, "run.started", {"kind": kind, "name": name})
     else:
         if existing["kind"] != kind or existing["name"] != name:
             raise InputError(
@@ -134,7 +135,7 @@ def run_recorded(
             payload["reason_code"] = result.reason_code
         if result.waiting_step_id:
             payload["waiting_step_id"] = result.waiting_step_id
-        store.append_ledger(
-            "run.finished" if result.status != "paused" else "run.paused", run_id, payload
-        )
+        event = "run.finished" if result.status != "paused" else "run.paused"
+        store.append_ledger(event, run_id, payload)
+        store.add_event(run_id, None, event, {"kind": kind, "name": name, **payload})
     return result

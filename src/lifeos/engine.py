@@ -231,6 +231,7 @@ class StepEnv:
         "_digest",
         "_run_id",
         "context",
+        "current_key",
         "journal",
         "services",
         "step",
@@ -254,6 +255,8 @@ class StepEnv:
         self._run_id = run_id
         self._calls = 0
         self._digest: str | None = None
+        self.current_key: JournalKey | None = None
+        """The idempotency key of the side effect running now (inside ``once``)."""
 
     @property
     def run_id(self) -> str:
@@ -269,13 +272,16 @@ class StepEnv:
         """Run a side effect once per (run, step, attempt, call index).
 
         Returns the result and whether it was replayed from the journal. With no
-        journal the call simply runs.
+        journal the call simply runs. While ``call`` runs, ``current_key`` holds its
+        idempotency key, so a handler can tell a replay after a crash (the key was
+        applied but never acknowledged) from a first call.
         """
         index = self._calls
         self._calls += 1
+        key = JournalKey(self.run_id, self.step.id, 0, index)
+        self.current_key = key
         if self.journal is None:
             return call(), False
-        key = JournalKey(self.run_id, self.step.id, 0, index)
         if self._digest is None:
             self._digest = sha256_hex(self.step.to_dict())
         record = self.journal.get(key)

@@ -393,8 +393,15 @@ class ToolInvoke(Operation):
             )
         args = step.payload.get("args", {})
         tool.check_args(args)
+
+        def call() -> Any:
+            kwargs = copy.deepcopy(args)
+            if tool.takes_key and env.current_key is not None:
+                kwargs["idempotency_key"] = ":".join(str(p) for p in env.current_key)
+            return tool.fn(**kwargs)
+
         try:
-            result, _ = env.once(lambda: tool.fn(**copy.deepcopy(args)))
+            result, _ = env.once(call)
         except LifeOSError:
             raise
         except Exception as exc:  # a tool's own failure is the step's failure

@@ -13,9 +13,13 @@ import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from lifeos.errors import InputError, ReasonCode
+
+if TYPE_CHECKING:
+    from lifeos.store.base import Store
 
 __all__ = [
     "LLMClient",
@@ -51,6 +55,8 @@ class Tool:
     required: Mapping[str, type] = field(default_factory=dict)
     optional: Mapping[str, type] = field(default_factory=dict)
     description: str = ""
+    takes_key: bool = False
+    """Pass the call's idempotency key as ``idempotency_key="run:step:attempt:call"``."""
 
     def check_args(self, args: Mapping[str, Any]) -> None:
         """Raise InputError naming the first argument that does not fit."""
@@ -170,4 +176,8 @@ class Services:
     llm: LLMClient | None = None
     tools: ToolRegistry = field(default_factory=ToolRegistry)
     processes: ProcessRunner = field(default_factory=SubprocessRunner)
+    store: Store | None = None
+    """The repository's store: timeline, artifacts (the daily loop reads and writes it)."""
+    backlog_path: Path | None = None
+    """The backlog file (``config/backlog.yaml`` by default), for missions that rank tasks."""
     extra: dict[str, Any] = field(default_factory=dict)

@@ -21,10 +21,11 @@ def test_showcase_runs_offline() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    # exit codes in order: status, validate, list, echo, daily (paused), daily, tests,
-    # harness, unknown mission
+    # exit codes in order: status, init, validate, list, echo, daily (paused), daily
+    # (approved), tests, harness, runs list, ledger checkpoint, ledger verify, unknown mission
     codes = [line for line in out.splitlines() if line.startswith("(exit ")]
-    assert codes == [f"(exit {c})" for c in (0, 0, 0, 0, 4, 0, 0, 0, 2)], out
+    assert codes == [f"(exit {c})" for c in (0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 2)], out
+    assert "ledger OK:" in out
     assert "tests: 3 passed, 0 failed, 0 errors, 0 skipped" in out
     assert "suite demo-smoke: 4 scenarios, 5 runs, 10 passed, 0 failed" in out
     assert "[UNKNOWN_MISSION]" in proc.stderr

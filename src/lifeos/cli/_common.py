@@ -87,6 +87,16 @@ def result_exit_code(result: OrchestrationResult) -> int:
     return EXIT_FAILED
 
 
+def backlog_path(where: RepoContext) -> Path:
+    """The backlog file: lifeos.yaml's ``backlog.path`` or ``config/backlog.yaml``."""
+    from lifeos.config import CONFIG_FILE
+
+    relative = "config/backlog.yaml"
+    if (where.main_root / CONFIG_FILE).is_file():
+        relative = str(load_settings(where.main_root, None).data["backlog"]["path"])
+    return where.root / relative
+
+
 def open_repo_store(where: RepoContext | None = None) -> tuple[RepoContext, Store]:
     """The repository and its store (created on first use), with the system clock.
 

@@ -84,12 +84,12 @@ def init(force: bool) -> int:
     import tempfile
 
     from lifeos.config import CONFIG_FILE, starter_config
-    from lifeos.errors import InputError
-
     root = repo().root
     target = root / CONFIG_FILE
     if target.exists() and not force:
-        raise InputError(f"{target} already exists; pass --force to overwrite it")
+        click.echo(f"{target} exists; left as it is (--force overwrites it)")
+        _init_store_and_keys()
+        return 0
     fd, tmp = tempfile.mkstemp(prefix=".lifeos.yaml.", dir=root)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from lifeos.cli._common import (
+    backlog_path,
     json_option,
     open_repo_store,
     print_json,
@@ -119,6 +120,7 @@ def run_cmd(
     from lifeos.durable import run_recorded
     from lifeos.engine import Decision, ExecutionContext, Orchestrator
     from lifeos.registry import MISSION_REGISTRY, list_mission_types
+    from lifeos.services import Services
 
     inputs = _parse_inputs(params, param)
     state = _load_state(state_path)
@@ -140,11 +142,12 @@ def run_cmd(
             f"Unknown mission: '{mission_type}'. Available missions: {list_mission_types()}"
         )
     workflow = builder(inputs)
-    orchestrator = Orchestrator(clock=time.perf_counter)
-    orchestrator.validate(workflow)
+    Orchestrator(clock=time.perf_counter).validate(workflow)
     where, store = open_repo_store(where)
     run_id = run_id or str(uuid.uuid4())
     try:
+        services = Services(store=store, backlog_path=backlog_path(where))
+        orchestrator = Orchestrator(services=services, clock=time.perf_counter)
         result = run_recorded(
             store,
             orchestrator,

@@ -8,6 +8,12 @@ The work is a set of pure functions over the state a run is given:
 - ``entries``: journal entries ``{date, text, done?, tags?}``;
 - ``tasks``: backlog items ``{id?, title, priority: P0..P3, status?, due?}``.
 
+With a store among the services (``lifeos mission run daily_loop``), entries
+missing from the state come from yesterday's timeline events, tasks missing from
+the state come from the backlog file, and the logged summary is kept as a
+timeline event and an artifact. Every such read and write goes through the run
+journal, so a resumed run sees the same data and logs once.
+
 Each function is also an engine operation (``summarise_entries``,
 ``rank_priorities``, ``log_summary``, ``archive_entries``), which the builder's
 ``daily_loop`` template strings together, and :class:`DailyLoopMission` runs
@@ -17,12 +23,16 @@ them in one go.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lifeos.engine import StepEnv, StepFailure, StepSpec
 from lifeos.errors import InputError, MissionValidationError, ReasonCode
 from lifeos.missions.base import BaseMission, MissionContext, MissionResult, MissionType
 from lifeos.operations import Operation
+
+if TYPE_CHECKING:
+    from lifeos.store.base import Store
 
 __all__ = [
     "DAILY_OPERATIONS",
@@ -141,13 +151,53 @@ def _daily(state: dict[str, Any]) -> dict[str, Any]:
     return daily
 
 
+def timeline_entries(store: Store, day: dt.date) -> list[dict[str, Any]]:
+    """Yesterday's activity as entries: one per timeline event on ``day`` (UTC)."""
+    start = f"{day.isoformat()}T00:00:00"
+    end = f"{(day + dt.timedelta(days=1)).isoformat()}T00:00:00"
+    entries = []
+    for event in store.list_events(since=start, until=end):
+        kind = event["event_type"]
+        if kind == "daily.summary":
+            continue
+        body = event["event"]
+        status = body.get("status")
+        what = " ".join(str(body[k]) for k in ("kind", "name") if body.get(k))
+        text = f"{kind}: {what} {status}".strip() if status else f"{kind}: {what}".strip()
+        entries.append(
+            {
+                "date": event["created_at"][:10],
+                "done": status in (None, "completed", "landed"),
+                "tags": [kind],
+                "text": text,
+            }
+        )
+    return entries
+
+
+def backlog_tasks(path: Path) -> list[dict[str, Any]]:
+    """The tasks in a backlog file: a YAML list, or a mapping with ``tasks``."""
+    from lifeos.yamlio import load_yaml_file
+
+    data = load_yaml_file(path).data
+    if isinstance(data, dict):
+        data = data.get("tasks")
+    if data is None:
+        return []
+    return _items(data, f"backlog {path}")
+
+
 class SummariseEntries(Operation):
-    """Writes ``daily.summary`` from yesterday's ``entries``."""
+    """Writes ``daily.summary`` from yesterday's ``entries`` (or the store's timeline)."""
 
     name = "summarise_entries"
 
     def run(self, step: StepSpec, state: dict[str, Any], env: StepEnv) -> StepFailure | None:
         today = _today(state, env)
+        store = env.services.store
+        if "entries" not in state and store is not None:
+            yesterday = today - dt.timedelta(days=1)
+            state["entries"], _ = env.once(lambda: timeline_entries(store, yesterday))
         entries = _items(state.get("entries"), "entries")
         _daily(state)["summary"] = summarise_entries(entries, today)
         return None
@@ -167,6 +217,11 @@ class RankPriorities(Operation):
 
     def run(self, step: StepSpec, state: dict[str, Any], env: StepEnv) -> StepFailure | None:
         today = _today(state, env)
+        path = env.services.backlog_path
+        if "tasks" not in state and path is not None:
+            if not path.is_file():
+                raise InputError(f"no backlog file at {path}", ReasonCode.TASK_NOT_FOUND)
+            state["tasks"], _ = env.once(lambda: backlog_tasks(path))
         tasks = _items(state.get("tasks"), "tasks")
         limit = step.payload.get("limit", 3)
         _daily(state)["priorities"] = rank_priorities(tasks, today, limit)
@@ -184,7 +239,31 @@ class LogSummary(Operation):
         log = daily.setdefault("log", [])
         if not isinstance(log, list):
             raise InputError("state key 'daily.log' is not a list", ReasonCode.STATE_TYPE_INVALID)
-        log.append(log_line(today, daily.get("summary", {}), daily.get("priorities", [])))
+        line = log_line(today, daily.get("summary", {}), daily.get("priorities", []))
+        log.append(line)
+        store = env.services.store
+        if store is not None:
+            run_id = env.run_id
+
+            def keep() -> dict[str, Any]:
+                body = {
+                    "line": line,
+                    "priorities": daily.get("priorities", []),
+                    "summary": daily.get("summary", {}),
+                    "today": today.isoformat(),
+                }
+                with store.transaction():
+                    event = store.add_event(run_id, None, "daily.summary", body)
+                    artifact = store.put_artifact(
+                        run_id,
+                        f"daily/{today.isoformat()}.md",
+                        f"# Daily summary {today.isoformat()}\n\n{line}\n".encode(),
+                        kind="daily_summary",
+                        mime_type="text/markdown",
+                    )
+                return {"artifact_id": artifact["artifact_id"], "event_id": event["event_id"]}
+
+            daily["logged"], _ = env.once(keep)
         return None
 
 
