@@ -14,8 +14,6 @@ from contextlib import closing
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
-import pytest
-
 from lifeos.clock import FixedClock, SystemClock
 from lifeos.store.sqlite import GENESIS_HASH, SQLiteStore
 
@@ -100,13 +98,6 @@ def test_opening_an_existing_store_waits_for_a_writer_holding_the_lock(tmp_path:
             release.join()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SQLiteStore.__init__ switches a new file to WAL without honouring the busy "
-    "timeout: when another connection holds the write lock, PRAGMA journal_mode = WAL fails "
-    "at once with 'database is locked' (StoreError), so concurrent first opens of a new store "
-    "can fail",
-)
 def test_opening_a_new_store_waits_for_a_writer_holding_the_lock(tmp_path: Path) -> None:
     path = tmp_path / "lifeos.db"
     with closing(sqlite3.connect(path, isolation_level=None, check_same_thread=False)) as other:

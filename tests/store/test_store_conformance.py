@@ -249,11 +249,6 @@ def test_list_runs_is_newest_first_and_limited(store: Store) -> None:
     assert store.list_runs()[0] == store.get_run("d")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="list_runs orders by created_at, then run_id: runs created at the same instant "
-    "(a clock that does not tick) come back in id order, not newest first",
-)
 def test_list_runs_is_newest_first_when_timestamps_tie(store_factory: OpenStore) -> None:
     store = store_factory(clock=FixedClock(START, dt.timedelta(0)))
     for run_id in ("a", "b", "c"):
@@ -665,11 +660,6 @@ def test_journal_keys_are_in_recorded_order(store: Store) -> None:
     assert store.journal_keys("run-3") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="journal_keys orders by created_at, then step name: keys recorded at the same "
-    "instant (a clock that does not tick) come back alphabetically, not in recorded order",
-)
 def test_journal_keys_are_in_recorded_order_when_timestamps_tie(
     store_factory: OpenStore,
 ) -> None:

@@ -84,6 +84,7 @@ def init(force: bool) -> int:
     import tempfile
 
     from lifeos.config import CONFIG_FILE, starter_config
+
     root = repo().root
     target = root / CONFIG_FILE
     if target.exists() and not force:

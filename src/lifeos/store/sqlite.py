@@ -246,7 +246,7 @@ class SQLiteStore:
         try:
             self._check_identity()
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
+            self._set_wal(busy_timeout_s)
             self._db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             self._db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
@@ -276,6 +276,23 @@ class SQLiteStore:
                 f"{self.path} has schema version {version}; this LifeOS knows up to "
                 f"{len(MIGRATIONS)} — upgrade LifeOS to open it"
             )
+
+    def _set_wal(self, timeout_s: float) -> None:
+        # Switching a new file to WAL needs the write lock and does not wait on the busy
+        # handler, so wait here, up to the busy timeout, for whoever holds it.
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        delay = 0.005
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
 
     def _migrate(self) -> None:
         with self.transaction():
@@ -430,7 +447,8 @@ class SQLiteStore:
     def list_runs(self, limit: int = 100) -> list[RunRecord]:
         """Runs, newest first."""
         rows = self._db.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created_at DESC, run_id LIMIT ?", (limit,)
+            f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (limit,),
         )
         return [_run(r) for r in rows]
 
@@ -516,6 +534,8 @@ class SQLiteStore:
                 "WHERE run_id = ? AND task_id = ? AND (locked_by IS NULL OR locked_by = ?)",
                 (worker, now, now, run_id, task_id, worker),
             )
+            if cur.rowcount != 1:
+                self._get_task(run_id, task_id)  # raises when there is no such task
             return cur.rowcount == 1
 
     # -- artifacts and timeline ------------------------------------------------------
@@ -603,7 +623,12 @@ class SQLiteStore:
                 "SELECT COALESCE(MAX(position), 0) + 1 FROM timeline_events"
             ).fetchone()[0]
             event_id = stable_uuid(
-                "timeline", run_id, task_id or "", event_type, created, str(counter)
+                "timeline",
+                run_id,
+                "\x00" if task_id is None else task_id,
+                event_type,
+                created,
+                str(counter),
             )
             self._write(
                 "INSERT INTO timeline_events (event_id, run_id, task_id, event_type, event_json, "
@@ -673,8 +698,7 @@ class SQLiteStore:
     def journal_keys(self, run_id: str) -> list[JournalKey]:
         """A run's journal keys in order."""
         rows = self._db.execute(
-            "SELECT run_id, step, attempt, call_index FROM journal WHERE run_id = ? "
-            "ORDER BY created_at, step, attempt, call_index",
+            "SELECT run_id, step, attempt, call_index FROM journal WHERE run_id = ? ORDER BY rowid",
             (run_id,),
         )
         return [JournalKey(*r) for r in rows]
