@@ -30,7 +30,11 @@ mutations as a LangGraph ``StateGraph`` compiled with
 invoked with ``durability="sync"`` (each checkpoint persisted before the next
 step, the guarantee LifeOS gives); LangGraph's default ``durability="async"`` is
 printed for information. Both sides are checked to reach the same final state
-before anything is timed.
+before anything is timed. Each ratio is the median of per-round ratios.
+
+Breakdown: when a ratio to the raw commit misses its target, the same workloads
+run again at ``synchronous=OFF`` (CPU cost without fsync), with SQL time by
+statement verb (a timing proxy around the store's connection) and a cProfile.
 """
 
 from __future__ import annotations
@@ -267,17 +271,27 @@ class _LangGraph:
         )
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
-        self.commits = 0
-        self.db.set_trace_callback(self._trace)
         saver = SqliteSaver(self.db)
         saver.setup()
         self.app = graph.compile(checkpointer=saver)
         self.durability = durability
         self.count = 0
 
-    def _trace(self, sql: str) -> None:
-        if sql.strip().upper() == "COMMIT":
-            self.commits += 1
+    def commits_per_run(self) -> int:
+        """COMMIT statements on the saver's connection during one run (traced)."""
+        commits = 0
+
+        def trace(sql: str) -> None:
+            nonlocal commits
+            if sql.strip().upper() == "COMMIT":
+                commits += 1
+
+        self.db.set_trace_callback(trace)
+        try:
+            self.run()
+        finally:
+            self.db.set_trace_callback(None)
+        return commits
 
     def run(self) -> object:
         self.count += 1
@@ -495,29 +509,39 @@ def _breakdown(directory: Path) -> None:
     )
     store = lifeos.store
     db = store._db
-    timed = _TimedConnection(db)
-    store._db = timed  # type: ignore[assignment]
-    runs = PROFILE_RUNS
+    runs = PROFILE_RUNS // 4
     units = runs * STEPS
-    start = time.perf_counter_ns()
-    for _ in range(runs):
-        lifeos.recorded()
-    total = (time.perf_counter_ns() - start) / units / 1000.0
+    best: tuple[float, Counter[str], Counter[str]] | None = None
+    for _ in range(4):
+        timed = _TimedConnection(db)
+        store._db = timed  # type: ignore[assignment]
+        start = time.perf_counter_ns()
+        for _ in range(runs):
+            lifeos.recorded()
+        elapsed = (time.perf_counter_ns() - start) / units / 1000.0
+        if best is None or elapsed < best[0]:
+            best = (elapsed, timed.ns, timed.calls)
     store._db = db
-    sql = sum(timed.ns.values()) / units / 1000.0
-    print(f"  run_recorded, {runs} runs through a timing proxy: {total:.1f} µs/step in all")
-    for verb, ns in timed.ns.most_common():
+    assert best is not None
+    total, ns_by_verb, calls_by_verb = best
+    sql = sum(ns_by_verb.values()) / units / 1000.0
+    print(
+        f"  run_recorded through a timing proxy, best of 4 x {runs} runs: "
+        f"{total:.1f} µs/step in all"
+    )
+    for verb, ns in ns_by_verb.most_common():
         print(
             f"    SQL {verb:<8} {ns / units / 1000.0:7.1f} µs/step "
-            f"({timed.calls[verb] / units:.2f} statements/step)"
+            f"({calls_by_verb[verb] / units:.2f} statements/step)"
         )
     print(f"    outside execute() {total - sql:7.1f} µs/step (Python, row fetches, the proxy)")
     profiler = cProfile.Profile()
     profiler.enable()
-    for _ in range(runs):
+    for _ in range(PROFILE_RUNS):
         lifeos.recorded()
     profiler.disable()
     lifeos.close()
+    units = PROFILE_RUNS * STEPS
     entries = pstats.Stats(profiler).stats.items()  # type: ignore[attr-defined]
     rows = [
         (
@@ -614,12 +638,9 @@ def main() -> None:
             for graph in graphs.values():
                 graph.run()
         if "sync" in graphs:
-            graph = graphs["sync"]
-            before, runs_before = graph.commits, graph.count
-            graph.run()
             print(
                 "LangGraph sync commits (COMMIT statements traced on its connection): "
-                f"{(graph.commits - before) / (graph.count - runs_before):.1f}/run"
+                f"{graphs['sync'].commits_per_run()}/run"
             )
         # Small batches, interleaved round by round: fsync latency here comes in bursts,
         # and each round's ratios compare batches that ran within milliseconds of each other.

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from lifeos.cli._common import config_option, json_option, load_settings, print_json, repo
+from lifeos.cli._common import (
+    config_option,
+    json_option,
+    load_settings,
+    open_repo_store,
+    print_json,
+    repo,
+)
 
 
 @click.command()
@@ -85,8 +92,10 @@ def init(force: bool) -> int:
 
     from lifeos.config import CONFIG_FILE, starter_config
 
-    root = repo().root
+    where = repo()
+    root = where.root
     target = root / CONFIG_FILE
+    open_repo_store(where)[1].close()  # refuse a foreign store before writing anything
     if target.exists() and not force:
         click.echo(f"{target} exists; left as it is (--force overwrites it)")
         _init_store_and_keys()
@@ -97,6 +106,9 @@ def init(force: bool) -> int:
             fh.write(starter_config())
             fh.flush()
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; this file is committed
         os.replace(tmp, target)
     except BaseException:
         os.unlink(tmp)
@@ -107,7 +119,6 @@ def init(force: bool) -> int:
 
 
 def _init_store_and_keys() -> None:
-    from lifeos.cli._common import open_repo_store
     from lifeos.ledger.keys import PUBLIC_KEY_FILE, ensure_keypair
 
     where, store = open_repo_store()

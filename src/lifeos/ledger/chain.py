@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lifeos.canonical import canonical_json
 from lifeos.errors import LifeOSError, ReasonCode
 from lifeos.ledger.merkle import consistency_proof, inclusion_proof, root
 from lifeos.ledger.note import (
@@ -34,7 +35,7 @@ from lifeos.ledger.note import (
     parse_checkpoint,
     sign,
 )
-from lifeos.store.base import SignedCheckpoint, Store
+from lifeos.store.base import SignedCheckpoint, Store, StoreError
 
 __all__ = [
     "GENESIS_HASH",
@@ -100,8 +101,17 @@ def _entry_seq(entry: bytes) -> int | None:
     return int(digits) if digits.isdigit() else None
 
 
+def _index_matches(entry: bytes, type_: str, run_id: str | None) -> bool:
+    """Whether the indexed columns say what the hashed entry says (see the canonical layout)."""
+    if not entry.endswith(b',"type":' + canonical_json(type_) + b"}"):
+        return False
+    k = entry.rfind(b',"run_id":')
+    end = entry.rfind(_SEQ)
+    return k >= 0 and entry[k + 10 : end] == canonical_json(run_id)
+
+
 def verify_rows(
-    rows: Iterable[tuple[int, bytes, str | None]],
+    rows: Iterable[tuple[int, bytes, str | None] | tuple[int, bytes, str | None, str, str | None]],
     checkpoints: Sequence[str],
     verifier: Verifier | None,
     origin: str | None = None,
@@ -158,7 +168,16 @@ def verify_rows(
         roots[0] = _fold(stack)
     prev = GENESIS_HASH.encode()
     count = 0
-    for seq, entry, stored in rows:
+    for row in rows:
+        seq, entry, stored = row[0], row[1], row[2]
+        if len(row) == 5 and not _index_matches(entry, row[3], row[4]):
+            return bad(
+                seq,
+                ReasonCode.LEDGER_TAMPERED,
+                f"entry {seq}'s indexed type or run id differs from the entry",
+                count,
+                "",
+            )
         if seq != count:
             return bad(
                 count,
@@ -230,9 +249,21 @@ def verify_store(
     store: Store, verifier: Verifier | None, origin: str | None = None
 ) -> VerifyReport:
     """Verify the store's ledger and every signed checkpoint in it."""
-    notes = [c["note"] for c in store.list_signed_checkpoints()]
-    rows = ((r["seq"], r["entry"], r["leaf_hash"]) for r in store.ledger_rows())
-    return verify_rows(rows, notes, verifier, origin)
+    try:
+        notes = [c["note"] for c in store.list_signed_checkpoints()]
+        rows = (
+            (r["seq"], r["entry"], r["leaf_hash"], r["type"], r["run_id"])
+            for r in store.ledger_rows()
+        )
+        return verify_rows(rows, notes, verifier, origin)
+    except StoreError as exc:
+        return VerifyReport(
+            False,
+            0,
+            "",
+            reason_code=ReasonCode.LEDGER_TAMPERED.value,
+            message=f"the store is damaged: {exc.message}",
+        )
 
 
 def _leaves(store: Store, end: int | None = None) -> list[bytes]:

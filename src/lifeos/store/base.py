@@ -181,6 +181,10 @@ class LedgerRow(TypedDict):
     """canonical_json(LedgerEntry): exactly the bytes that were hashed."""
     leaf_hash: str
     """SHA-256(0x00 || entry), hex."""
+    type: str
+    """The entry's type as indexed for look-ups; verification checks it against ``entry``."""
+    run_id: str | None
+    """The entry's run as indexed for look-ups; verification checks it against ``entry``."""
 
 
 class SignedCheckpoint(TypedDict):

@@ -764,7 +764,7 @@ class SQLiteStore:
                 "INSERT INTO ledger (seq, entry, leaf_hash, type, run_id) VALUES (?, ?, ?, ?, ?)",
                 (seq, data, leaf, type, run_id),
             )
-        return entry, LedgerRow(seq=seq, entry=data, leaf_hash=leaf)
+        return entry, LedgerRow(seq=seq, entry=data, leaf_hash=leaf, type=type, run_id=run_id)
 
     def ledger_size(self) -> int:
         """The number of entries."""
@@ -772,20 +772,28 @@ class SQLiteStore:
 
     def ledger_rows(self, start: int = 0, end: int | None = None) -> Iterator[LedgerRow]:
         """Entries with ``start <= seq < end`` in seq order."""
-        cur = self._db.execute(
-            "SELECT seq, entry, leaf_hash FROM ledger WHERE seq >= ? AND (? IS NULL OR seq < ?) "
-            "ORDER BY seq",
-            (start, end, end),
-        )
-        for seq, entry, leaf in cur:
-            yield LedgerRow(seq=seq, entry=bytes(entry), leaf_hash=leaf)
+        try:
+            cur = self._db.execute(
+                "SELECT seq, entry, leaf_hash, type, run_id FROM ledger "
+                "WHERE seq >= ? AND (? IS NULL OR seq < ?) ORDER BY seq",
+                (start, end, end),
+            )
+            for seq, entry, leaf, type_, run_id in cur:
+                yield LedgerRow(
+                    seq=seq, entry=bytes(entry), leaf_hash=leaf, type=type_, run_id=run_id
+                )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: the ledger cannot be read: {exc}") from None
 
     def ledger_rows_for_run(self, run_id: str) -> list[LedgerRow]:
         """A run's entries in seq order."""
         cur = self._db.execute(
-            "SELECT seq, entry, leaf_hash FROM ledger WHERE run_id = ? ORDER BY seq", (run_id,)
+            "SELECT seq, entry, leaf_hash, type, run_id FROM ledger WHERE run_id = ? ORDER BY seq",
+            (run_id,),
         )
-        return [LedgerRow(seq=s, entry=bytes(e), leaf_hash=h) for s, e, h in cur]
+        return [
+            LedgerRow(seq=s, entry=bytes(e), leaf_hash=h, type=t, run_id=r) for s, e, h, t, r in cur
+        ]
 
     def put_signed_checkpoint(self, checkpoint: SignedCheckpoint) -> None:
         """Keep a signed tree head."""
@@ -802,10 +810,13 @@ class SQLiteStore:
 
     def list_signed_checkpoints(self) -> list[SignedCheckpoint]:
         """Signed tree heads, oldest first."""
-        rows = self._db.execute(
-            "SELECT tree_size, root_hash, note, created_at FROM ledger_checkpoints "
-            "ORDER BY position"
-        )
+        try:
+            rows = self._db.execute(
+                "SELECT tree_size, root_hash, note, created_at FROM ledger_checkpoints "
+                "ORDER BY position"
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: signed checkpoints cannot be read: {exc}") from None
         return [
             SignedCheckpoint(tree_size=a, root_hash=b, note=c, created_at=d) for a, b, c, d in rows
         ]
