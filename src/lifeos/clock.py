@@ -19,7 +19,9 @@ class Clock(Protocol):
 
 def iso(moment: dt.datetime) -> str:
     """ISO-8601 UTC with microseconds and a Z: ``2026-11-21T22:37:56.000000Z``."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not dt.UTC:
+        moment = moment.astimezone(dt.UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 class SystemClock:

@@ -10,7 +10,7 @@ journal contract the store implements, each committed before the run moves on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from lifeos.canonical import stable_uuid
@@ -28,11 +28,31 @@ from lifeos.store.base import CheckpointRecord, Store
 __all__ = ["StoreRecorder", "run_recorded"]
 
 
-class StoreRecorder:
-    """Keeps step checkpoints in a store, each with its ledger entry."""
+_ENDED = {"failed": "failed", "escalated": "escalated", "rejected": "failed"}
 
-    def __init__(self, store: Store) -> None:
+
+class StoreRecorder:
+    """Keeps step checkpoints in a store, each with its ledger entry.
+
+    Given ``before_first`` it runs that inside the first step's transaction (the run's
+    creation); given ``total_steps`` and ``on_end``, it runs ``on_end`` inside the
+    transaction of the step that ends the run (its last step, or one that stops it),
+    so a run costs one commit per step.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        before_first: Callable[[], None] | None = None,
+        total_steps: int | None = None,
+        on_end: Callable[[str, StepCheckpoint], None] | None = None,
+    ) -> None:
         self.store = store
+        self.before_first = before_first
+        self.total_steps = total_steps
+        self.on_end = on_end
+        self.ended = False
 
     def load(self, run_id: str) -> list[StepCheckpoint]:
         """The run's checkpoints in step order."""
@@ -56,6 +76,9 @@ class StoreRecorder:
         cp = checkpoint
         checkpoint_id = stable_uuid("checkpoint", cp.run_id, str(cp.index))
         with self.store.transaction():
+            if self.before_first is not None:
+                self.before_first()
+                self.before_first = None
             self.store.put_checkpoint(
                 CheckpointRecord(
                     checkpoint_id=checkpoint_id,
@@ -81,6 +104,36 @@ class StoreRecorder:
             if "reason" in cp.info:
                 payload["reason_code"] = cp.info["reason"]
             self.store.append_ledger("step", cp.run_id, payload)
+            if self.on_end is not None:
+                if cp.status in _ENDED:
+                    status = _ENDED[cp.status]
+                elif self.total_steps is not None and cp.index == self.total_steps - 1:
+                    status = "completed"
+                else:
+                    return
+                self.on_end(status, cp)
+                self.ended = True
+
+
+def _finish(
+    store: Store,
+    run_id: str,
+    kind: str,
+    name: str,
+    status: str,
+    steps: int,
+    reason_code: str | None,
+    waiting_step_id: str | None,
+) -> None:
+    store.update_run(run_id, status=status, failure_reason=reason_code)
+    payload: dict[str, Any] = {"status": status, "steps": steps}
+    if reason_code:
+        payload["reason_code"] = reason_code
+    if waiting_step_id:
+        payload["waiting_step_id"] = waiting_step_id
+    event = "run.paused" if status == "paused" else "run.finished"
+    store.append_ledger(event, run_id, payload)
+    store.add_event(run_id, None, event, {"kind": kind, "name": name, **payload})
 
 
 def run_recorded(
@@ -98,11 +151,14 @@ def run_recorded(
     """Run (or resume) ``workflow`` as run ``run_id``, recorded in ``store``.
 
     A new run id creates the run; an existing one resumes it: completed steps are
-    rebuilt from their checkpoints and recorded side effects are replayed.
+    rebuilt from their checkpoints and recorded side effects are replayed. The run's
+    creation commits with its first step and its end with its last step.
     """
     existing = store.get_run(run_id)
+    start: Callable[[], None] | None = None
     if existing is None:
-        with store.transaction():
+
+        def start() -> None:
             store.create_run(
                 run_id,
                 kind,
@@ -112,13 +168,28 @@ def run_recorded(
             )
             store.append_ledger("run.started", run_id, {"kind": kind, "name": name})
             store.add_event(run_id, None, "run.started", {"kind": kind, "name": name})
+
     else:
         if existing["kind"] != kind or existing["name"] != name:
             raise InputError(
                 f"run {run_id} is a {existing['kind']} '{existing['name']}', not a {kind} '{name}'"
             )
+        if existing["status"] in ("completed", "failed", "escalated"):
+            # A finished run replays from its checkpoints without new ledger entries.
+            replay = Orchestrator(
+                operations=orchestrator.operations,
+                services=orchestrator.services,
+                journal=store,
+                recorder=StoreRecorder(store),
+                policy_hash=orchestrator.policy_hash,
+            )
+            return replay.run_workflow(workflow, ctx, decisions=decisions, run_id=run_id)
         store.append_ledger("run.resumed", run_id, {"from_status": existing["status"]})
-    recorder = StoreRecorder(store)
+
+    def end(status: str, cp: StepCheckpoint) -> None:
+        _finish(store, run_id, kind, name, status, cp.index + 1, cp.info.get("reason"), None)
+
+    recorder = StoreRecorder(store, before_first=start, total_steps=len(workflow.steps), on_end=end)
     durable = Orchestrator(
         operations=orchestrator.operations,
         services=orchestrator.services,
@@ -128,14 +199,18 @@ def run_recorded(
         policy_hash=orchestrator.policy_hash,
     )
     result = durable.run_workflow(workflow, ctx, decisions=decisions, run_id=run_id)
-    with store.transaction():
-        store.update_run(run_id, status=result.status, failure_reason=result.reason_code)
-        payload: dict[str, Any] = {"status": result.status, "steps": len(result.executed_steps)}
-        if result.reason_code:
-            payload["reason_code"] = result.reason_code
-        if result.waiting_step_id:
-            payload["waiting_step_id"] = result.waiting_step_id
-        event = "run.finished" if result.status != "paused" else "run.paused"
-        store.append_ledger(event, run_id, payload)
-        store.add_event(run_id, None, event, {"kind": kind, "name": name, **payload})
+    if not recorder.ended:
+        with store.transaction():
+            if recorder.before_first is not None:
+                recorder.before_first()
+            _finish(
+                store,
+                run_id,
+                kind,
+                name,
+                result.status,
+                len(result.executed_steps),
+                result.reason_code,
+                result.waiting_step_id,
+            )
     return result

@@ -14,11 +14,13 @@ decision.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from lifeos.canonical import sha256_hex, stable_uuid
+from lifeos.canonical import canonical_text, sha256_hex, stable_uuid
 from lifeos.delta import apply_delta, diff
 from lifeos.errors import (
     AntiFailureViolation,
@@ -514,24 +516,26 @@ class Orchestrator:
 
         recorder = self.recorder
         prev = copy.deepcopy(state) if recorder is not None else None
+        digests = [sha256_hex(s.to_dict()) for s in wf.steps] if recorder is not None else []
 
         def checkpoint(index: int, step: StepSpec, status: str, info: dict[str, Any]) -> None:
             nonlocal prev
             assert recorder is not None
+            text = canonical_text(state)  # validates the state once, hashes and copies it
             recorder.record(
                 StepCheckpoint(
                     run_id=get_run_id(),
                     index=index,
                     step_id=step.id,
-                    step_digest=sha256_hex(step.to_dict()),
+                    step_digest=digests[index],
                     status=status,
-                    state_hash=sha256_hex(state),
+                    state_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
                     policy_hash=self.policy_hash,
                     delta=diff(prev, state),
                     info=info,
                 )
             )
-            prev = copy.deepcopy(state)
+            prev = json.loads(text)
 
         clock = self.clock
         timings: dict[str, float] = {}

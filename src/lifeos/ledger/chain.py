@@ -51,6 +51,7 @@ __all__ = [
 GENESIS_HASH = "0" * 64
 _PREV = b',"prev_hash":"'
 _SEQ = b',"seq":'
+_RUN = b',"run_id":'
 _LEAF = b"\x00"
 _NODE = b"\x01"
 
@@ -83,11 +84,11 @@ class VerifyReport:
         }
 
 
-def _fold(stack: list[tuple[int, bytes]]) -> bytes:
+def _fold(stack: list[bytes]) -> bytes:
     if not stack:
         return hashlib.sha256(b"").digest()
-    acc = stack[-1][1]
-    for _, h in reversed(stack[:-1]):
+    acc = stack[-1]
+    for h in reversed(stack[:-1]):
         acc = hashlib.sha256(_NODE + h + acc).digest()
     return acc
 
@@ -162,22 +163,34 @@ def verify_rows(
         return VerifyReport(False, size, rt, len(parsed), latest, seq, reason.value, message)
 
     sha = hashlib.sha256
-    stack: list[tuple[int, bytes]] = []
+    stack: list[bytes] = []  # roots of complete subtrees, largest first (the bits of count)
     roots: dict[int, bytes] = {}
     if 0 in wanted:
         roots[0] = _fold(stack)
+    type_suffix: dict[str, bytes] = {}
+    run_bytes: dict[str | None, bytes] = {}
     prev = GENESIS_HASH.encode()
     count = 0
     for row in rows:
         seq, entry, stored = row[0], row[1], row[2]
-        if len(row) == 5 and not _index_matches(entry, row[3], row[4]):
-            return bad(
-                seq,
-                ReasonCode.LEDGER_TAMPERED,
-                f"entry {seq}'s indexed type or run id differs from the entry",
-                count,
-                "",
-            )
+        j = entry.rfind(_SEQ)
+        if len(row) == 5:
+            type_, run_id = row[3], row[4]
+            suffix = type_suffix.get(type_)
+            if suffix is None:
+                suffix = type_suffix[type_] = b',"type":' + canonical_json(type_) + b"}"
+            encoded = run_bytes.get(run_id)
+            if encoded is None:
+                encoded = run_bytes[run_id] = canonical_json(run_id)
+            k = entry.rfind(_RUN, 0, j)
+            if not entry.endswith(suffix) or k < 0 or entry[k + 10 : j] != encoded:
+                return bad(
+                    seq,
+                    ReasonCode.LEDGER_TAMPERED,
+                    f"entry {seq}'s indexed type or run id differs from the entry",
+                    count,
+                    "",
+                )
         if seq != count:
             return bad(
                 count,
@@ -196,7 +209,7 @@ def verify_rows(
                 count,
                 "",
             )
-        k = entry.rfind(_PREV)
+        k = entry.rfind(_PREV, 0, j)
         if k < 0 or entry[k + 14 : k + 78] != prev:
             return bad(
                 seq,
@@ -205,7 +218,7 @@ def verify_rows(
                 count,
                 "",
             )
-        if _entry_seq(entry) != seq:
+        if j < 0 or not entry.startswith(b'"seq":%d,"ts":' % seq, j + 1):
             return bad(
                 seq,
                 ReasonCode.LEDGER_TAMPERED,
@@ -214,12 +227,11 @@ def verify_rows(
                 "",
             )
         prev = hx.encode()
-        node = h
-        height = 0
-        while stack and stack[-1][0] == height:
-            node = sha(_NODE + stack.pop()[1] + node).digest()
-            height += 1
-        stack.append((height, node))
+        c = count
+        while c & 1:
+            h = sha(_NODE + stack.pop() + h).digest()
+            c >>= 1
+        stack.append(h)
         count += 1
         if count in wanted:
             roots[count] = _fold(stack)
@@ -251,11 +263,7 @@ def verify_store(
     """Verify the store's ledger and every signed checkpoint in it."""
     try:
         notes = [c["note"] for c in store.list_signed_checkpoints()]
-        rows = (
-            (r["seq"], r["entry"], r["leaf_hash"], r["type"], r["run_id"])
-            for r in store.ledger_rows()
-        )
-        return verify_rows(rows, notes, verifier, origin)
+        return verify_rows(store.ledger_scan(), notes, verifier, origin)
     except StoreError as exc:
         return VerifyReport(
             False,

@@ -352,6 +352,13 @@ class Store(Protocol):
         """Stored entries with ``start <= seq < end``, in seq order."""
         ...
 
+    def ledger_scan(
+        self, start: int = 0, end: int | None = None
+    ) -> Iterator[tuple[int, bytes, str, str, str | None]]:
+        """The same rows as ``ledger_rows`` as plain ``(seq, entry, leaf_hash, type, run_id)``
+        tuples: the fast path ``ledger verify`` walks."""
+        ...
+
     def ledger_rows_for_run(self, run_id: str) -> list[LedgerRow]:
         """A run's entries in seq order."""
         ...

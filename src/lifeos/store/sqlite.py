@@ -77,6 +77,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX timeline_run ON timeline_events (run_id, position);
     CREATE INDEX timeline_time ON timeline_events (created_at, position);
+    CREATE UNIQUE INDEX timeline_position ON timeline_events (position);
     CREATE TABLE checkpoints (
         checkpoint_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, step_index INTEGER NOT NULL,
         step_id TEXT NOT NULL, step_digest TEXT NOT NULL, status TEXT NOT NULL,
@@ -381,6 +382,7 @@ class SQLiteStore:
     ) -> RunRecord:
         """Create a run in status ``running``."""
         now = self.now()
+        config_text = canonical_text(config or {})
         with self.transaction():
             if self.get_run(run_id) is not None:
                 raise StoreError(f"run {run_id} already exists")
@@ -395,14 +397,31 @@ class SQLiteStore:
                     priority,
                     max_cost_usd,
                     max_loops,
-                    canonical_text(config or {}),
+                    config_text,
                     now,
                     now,
                 ),
             )
-            run = self.get_run(run_id)
-        assert run is not None
-        return run
+        return RunRecord(
+            run_id=run_id,
+            kind=kind,
+            name=name,
+            status="running",
+            previous_status=None,
+            description=description,
+            priority=priority,
+            max_cost_usd=max_cost_usd,
+            spent_cost_usd=0.0,
+            max_loops=max_loops,
+            loop_count=0,
+            message_count=0,
+            config=json.loads(config_text),
+            failure_reason=None,
+            created_at=now,
+            updated_at=now,
+            completed_at=None,
+            failed_at=None,
+        )
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """The run, or None."""
@@ -615,13 +634,11 @@ class SQLiteStore:
         """Append a timeline event with a deterministic UUIDv5 id."""
         created = self.now()
         with self.transaction():
-            counter = self._db.execute(
-                "SELECT COUNT(*) FROM timeline_events WHERE run_id = ? AND task_id IS ?",
+            counter, position = self._db.execute(
+                "SELECT (SELECT COUNT(*) FROM timeline_events WHERE run_id = ? AND task_id IS ?), "
+                "(SELECT COALESCE(MAX(position), 0) + 1 FROM timeline_events)",
                 (run_id, task_id),
-            ).fetchone()[0]
-            position = self._db.execute(
-                "SELECT COALESCE(MAX(position), 0) + 1 FROM timeline_events"
-            ).fetchone()[0]
+            ).fetchone()
             event_id = stable_uuid(
                 "timeline",
                 run_id,
@@ -782,6 +799,23 @@ class SQLiteStore:
                 yield LedgerRow(
                     seq=seq, entry=bytes(entry), leaf_hash=leaf, type=type_, run_id=run_id
                 )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: the ledger cannot be read: {exc}") from None
+
+    def ledger_scan(
+        self, start: int = 0, end: int | None = None
+    ) -> Iterator[tuple[int, bytes, str, str, str | None]]:
+        """``(seq, entry, leaf_hash, type, run_id)`` tuples in seq order: verification's path."""
+        cur = self._db.cursor()
+        cur.row_factory = None
+        try:
+            cur.execute(
+                "SELECT seq, entry, leaf_hash, type, run_id FROM ledger "
+                "WHERE seq >= ? AND (? IS NULL OR seq < ?) ORDER BY seq",
+                (start, end, end),
+            )
+            while batch := cur.fetchmany(4096):
+                yield from batch
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: the ledger cannot be read: {exc}") from None
 
