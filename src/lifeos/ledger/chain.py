@@ -111,66 +111,44 @@ def _index_matches(entry: bytes, type_: str, run_id: str | None) -> bool:
     return k >= 0 and entry[k + 10 : end] == canonical_json(run_id)
 
 
-def verify_rows(
-    rows: Iterable[tuple[int, bytes, str | None] | tuple[int, bytes, str | None, str, str | None]],
-    checkpoints: Sequence[str],
-    verifier: Verifier | None,
-    origin: str | None = None,
-) -> VerifyReport:
-    """Walk ``(seq, entry bytes, stored leaf hash or None)`` rows and check the notes.
+Row = tuple[int, bytes, str | None] | tuple[int, bytes, str | None, str, str | None]
 
-    Args:
-        rows: the entries in seq order.
-        checkpoints: signed checkpoint notes, oldest first.
-        verifier: the trusted key; None only when there are no checkpoints.
-        origin: the expected checkpoint origin, when known.
+
+@dataclass
+class _Walk:
+    """What walking a range of entries found."""
+
+    end: int
+    """One past the last seq walked (the tree size reached)."""
+    last: bytes
+    """The hex leaf hash of the last entry walked (the next entry's expected prev_hash)."""
+    first_prev: bytes | None
+    """The prev_hash the first entry names, when the walk started without knowing it."""
+    stack: list[bytes]
+    """Roots of the complete subtrees of the walked range, largest first."""
+    snapshots: dict[int, list[bytes]]
+    """``stack`` as it was at each wanted tree size."""
+    bad: tuple[int, str, str] | None = None
+    """(seq, reason code, message) of the first problem."""
+
+
+def _walk(rows: Iterable[Row], start: int, prev: bytes | None, wanted: set[int]) -> _Walk:
+    """Check entries ``start, start+1, ...`` and build their subtree stack.
+
+    ``start`` must be 0 or a power-of-two boundary at least as large as the range, so
+    the range's subtrees are subtrees of the whole tree.
     """
-    wanted: dict[int, list[int]] = {}
-    parsed: list[tuple[int, bytes]] = []
-    for i, note in enumerate(checkpoints):
-        try:
-            if verifier is None:
-                raise NoteError("no trusted key to check signed checkpoints with")
-            opened = open_note(note, verifier)
-            cp = parse_checkpoint(opened.text)
-        except (NoteError, ParseError) as exc:
-            return VerifyReport(
-                False,
-                0,
-                "",
-                i,
-                None,
-                None,
-                ReasonCode.SIGNATURE_INVALID.value,
-                f"signed checkpoint {i}: {exc}",
-            )
-        if origin is not None and cp.origin != origin:
-            return VerifyReport(
-                False,
-                0,
-                "",
-                i,
-                None,
-                None,
-                ReasonCode.SIGNATURE_INVALID.value,
-                f"signed checkpoint {i} is for log {cp.origin!r}, not {origin!r}",
-            )
-        parsed.append((cp.size, cp.root))
-        wanted.setdefault(cp.size, []).append(i)
-    latest = max((s for s, _ in parsed), default=None)
-
-    def bad(seq: int, reason: ReasonCode, message: str, size: int, rt: str) -> VerifyReport:
-        return VerifyReport(False, size, rt, len(parsed), latest, seq, reason.value, message)
-
     sha = hashlib.sha256
-    stack: list[bytes] = []  # roots of complete subtrees, largest first (the bits of count)
-    roots: dict[int, bytes] = {}
-    if 0 in wanted:
-        roots[0] = _fold(stack)
+    stack: list[bytes] = []
+    snapshots: dict[int, list[bytes]] = {}
     type_suffix: dict[str, bytes] = {}
-    run_bytes: dict[str | None, bytes] = {}
-    prev = GENESIS_HASH.encode()
-    count = 0
+    first_prev: bytes | None = None
+    count = start
+    tampered = ReasonCode.LEDGER_TAMPERED.value
+
+    def done(problem: tuple[int, str, str] | None = None) -> _Walk:
+        return _Walk(count, prev or b"", first_prev, stack, snapshots, problem)
+
     for row in rows:
         seq, entry, stored = row[0], row[1], row[2]
         j = entry.rfind(_SEQ)
@@ -179,91 +157,200 @@ def verify_rows(
             suffix = type_suffix.get(type_)
             if suffix is None:
                 suffix = type_suffix[type_] = b',"type":' + canonical_json(type_) + b"}"
-            encoded = run_bytes.get(run_id)
-            if encoded is None:
-                encoded = run_bytes[run_id] = canonical_json(run_id)
+            if run_id is None:
+                encoded = b"null"
+            elif run_id.isprintable() and '"' not in run_id and "\\" not in run_id:
+                encoded = b'"' + run_id.encode() + b'"'  # what canonical JSON writes for it
+            else:
+                encoded = canonical_json(run_id)
             k = entry.rfind(_RUN, 0, j)
             if not entry.endswith(suffix) or k < 0 or entry[k + 10 : j] != encoded:
-                return bad(
-                    seq,
-                    ReasonCode.LEDGER_TAMPERED,
-                    f"entry {seq}'s indexed type or run id differs from the entry",
-                    count,
-                    "",
-                )
+                return done((seq, tampered, f"entry {seq}'s indexed type or run id differs"))
         if seq != count:
-            return bad(
-                count,
-                ReasonCode.LEDGER_TAMPERED,
-                f"entry {count} is missing (found seq {seq} in its place)",
-                count,
-                "",
-            )
+            return done((count, tampered, f"entry {count} is missing (found seq {seq})"))
         h = sha(_LEAF + entry).digest()
         hx = h.hex()
         if stored is not None and stored != hx:
-            return bad(
-                seq,
-                ReasonCode.LEDGER_TAMPERED,
-                f"entry {seq} does not hash to its recorded leaf hash",
-                count,
-                "",
-            )
+            return done((seq, tampered, f"entry {seq} does not hash to its recorded leaf hash"))
         k = entry.rfind(_PREV, 0, j)
-        if k < 0 or entry[k + 14 : k + 78] != prev:
-            return bad(
-                seq,
-                ReasonCode.LEDGER_TAMPERED,
-                f"entry {seq} does not link to entry {seq - 1}",
-                count,
-                "",
-            )
+        named = entry[k + 14 : k + 78] if k >= 0 else b""
+        if prev is None:
+            prev = first_prev = named
+        if k < 0 or named != prev:
+            return done((seq, tampered, f"entry {seq} does not link to entry {seq - 1}"))
         if j < 0 or not entry.startswith(b'"seq":%d,"ts":' % seq, j + 1):
-            return bad(
-                seq,
-                ReasonCode.LEDGER_TAMPERED,
-                f"entry {seq} records a different position",
-                count,
-                "",
-            )
+            return done((seq, tampered, f"entry {seq} records a different position"))
         prev = hx.encode()
-        c = count
+        c = count - start
         while c & 1:
             h = sha(_NODE + stack.pop() + h).digest()
             c >>= 1
         stack.append(h)
         count += 1
         if count in wanted:
-            roots[count] = _fold(stack)
-    full = _fold(stack).hex()
+            snapshots[count] = list(stack)
+    return done()
+
+
+def _parse_notes(
+    checkpoints: Sequence[str], verifier: Verifier | None, origin: str | None
+) -> list[tuple[int, bytes]] | VerifyReport:
+    parsed: list[tuple[int, bytes]] = []
+    for i, note in enumerate(checkpoints):
+        try:
+            if verifier is None:
+                raise NoteError("no trusted key to check signed checkpoints with")
+            cp = parse_checkpoint(open_note(note, verifier).text)
+        except (NoteError, ParseError) as exc:
+            message = f"signed checkpoint {i}: {exc}"
+        else:
+            if origin is None or cp.origin == origin:
+                parsed.append((cp.size, cp.root))
+                continue
+            message = f"signed checkpoint {i} is for log {cp.origin!r}, not {origin!r}"
+        return VerifyReport(
+            False, 0, "", i, None, None, ReasonCode.SIGNATURE_INVALID.value, message
+        )
+    return parsed
+
+
+def _judge(
+    parsed: list[tuple[int, bytes]],
+    walks: list[_Walk],
+) -> VerifyReport:
+    """Combine range walks (in order) with the signed checkpoints into one verdict."""
+    latest = max((s for s, _ in parsed), default=None)
+    count = walks[-1].end
+
+    def bad(seq: int, reason: str, message: str, rt: str = "") -> VerifyReport:
+        return VerifyReport(False, count, rt, len(parsed), latest, seq, reason, message)
+
+    problems = [w.bad for w in walks if w.bad is not None]
+    for left, right in zip(walks, walks[1:], strict=False):
+        if left.bad is None and right.first_prev is not None and right.first_prev != left.last:
+            seq = left.end
+            problems.append(
+                (
+                    seq,
+                    ReasonCode.LEDGER_TAMPERED.value,
+                    f"entry {seq} does not link to entry {seq - 1}",
+                )
+            )
+    if problems:
+        seq, reason, message = min(problems)
+        return VerifyReport(False, seq, "", len(parsed), latest, seq, reason, message)
+    base: list[bytes] = []
+    roots: dict[int, bytes] = {0: _fold([])}
+    for w in walks:
+        for size, snap in w.snapshots.items():
+            roots[size] = _fold(base + snap)
+        base = base + w.stack
+    full = _fold(base).hex()
     if latest is not None and count < latest:
         return bad(
             count,
-            ReasonCode.LEDGER_TRUNCATED,
-            f"the ledger ends at {count} entries but a signed checkpoint covers "
-            f"{latest}: entries from {count} on are gone",
-            count,
+            ReasonCode.LEDGER_TRUNCATED.value,
+            f"the ledger ends at {count} entries but a signed checkpoint covers {latest}: "
+            f"entries from {count} on are gone",
             full,
         )
     for size, cp_root in parsed:
         if roots.get(size) != cp_root:
             return bad(
                 max(size - 1, 0),
-                ReasonCode.LEDGER_TAMPERED,
+                ReasonCode.LEDGER_TAMPERED.value,
                 f"the log's root at size {size} does not match its signed checkpoint",
-                count,
                 full,
             )
     return VerifyReport(True, count, full, len(parsed), latest)
 
 
-def verify_store(
-    store: Store, verifier: Verifier | None, origin: str | None = None
+def verify_rows(
+    rows: Iterable[Row],
+    checkpoints: Sequence[str],
+    verifier: Verifier | None,
+    origin: str | None = None,
 ) -> VerifyReport:
-    """Verify the store's ledger and every signed checkpoint in it."""
+    """Walk ``(seq, entry, stored leaf hash or None[, type, run_id])`` rows and check notes.
+
+    Args:
+        rows: the entries in seq order.
+        checkpoints: signed checkpoint notes, oldest first.
+        verifier: the trusted key; None only when there are no checkpoints.
+        origin: the expected checkpoint origin, when known.
+    """
+    parsed = _parse_notes(checkpoints, verifier, origin)
+    if isinstance(parsed, VerifyReport):
+        return parsed
+    walk = _walk(rows, 0, GENESIS_HASH.encode(), {s for s, _ in parsed})
+    return _judge(parsed, [walk])
+
+
+PARALLEL_MIN_ENTRIES = 200_000
+"""Below this many entries a second process costs more than it saves."""
+
+
+def _walk_file(path: str, start: int, end: int, wanted: set[int]) -> _Walk:
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        notes = [c["note"] for c in store.list_signed_checkpoints()]
-        return verify_rows(store.ledger_scan(), notes, verifier, origin)
+        cur = db.execute(
+            "SELECT seq, entry, leaf_hash, type, run_id FROM ledger "
+            "WHERE seq >= ? AND seq < ? ORDER BY seq",
+            (start, end),
+        )
+        return _walk(cur, start, None, wanted)
+    except sqlite3.DatabaseError as exc:
+        return _Walk(
+            start,
+            b"",
+            None,
+            [],
+            {},
+            (start, ReasonCode.LEDGER_TAMPERED.value, f"the store is damaged: {exc}"),
+        )
+    finally:
+        db.close()
+
+
+def verify_store(
+    store: Store,
+    verifier: Verifier | None,
+    origin: str | None = None,
+    workers: int | None = None,
+) -> VerifyReport:
+    """Verify the store's ledger and every signed checkpoint in it.
+
+    A large SQLite ledger is walked by two processes, each over one aligned half of
+    the tree (``workers=1`` keeps it in one process).
+    """
+    try:
+        parsed = _parse_notes(
+            [c["note"] for c in store.list_signed_checkpoints()], verifier, origin
+        )
+        if isinstance(parsed, VerifyReport):
+            return parsed
+        wanted = {s for s, _ in parsed}
+        size = store.ledger_size()
+        path = getattr(store, "path", None)
+        if workers is None:
+            workers = 2 if (os.cpu_count() or 1) > 1 else 1
+        if workers < 2 or size < PARALLEL_MIN_ENTRIES or path is None:
+            walk = _walk(store.ledger_scan(), 0, GENESIS_HASH.encode(), wanted)
+            return _judge(parsed, [walk])
+        import multiprocessing
+
+        split = 1 << ((size - 1).bit_length() - 1)  # the left subtree: a power of two
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(1) as pool:
+            right = pool.apply_async(_walk_file, (str(path), split, 1 << 62, wanted))
+            left = _walk(store.ledger_scan(0, split), 0, GENESIS_HASH.encode(), wanted)
+            right_walk = right.get()
+        if left.bad is None and left.end < split:
+            seq = left.end
+            left.bad = (seq, ReasonCode.LEDGER_TAMPERED.value, f"entry {seq} is missing")
+        return _judge(parsed, [left, right_walk])
     except StoreError as exc:
         return VerifyReport(
             False,
