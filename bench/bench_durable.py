@@ -222,49 +222,11 @@ class _LangGraph:
     """The five mutations as a LangGraph graph with a SqliteSaver; each call a new thread."""
 
     def __init__(self, directory: Path, durability: str = "sync") -> None:
-        from typing import TypedDict
-
         from langgraph.checkpoint.sqlite import SqliteSaver
-        from langgraph.graph import END, START, StateGraph
 
-        class State(TypedDict, total=False):
-            a: int
-            b: int
-            log: list[str]
-            status: str
-            user: dict[str, str]
-            total: int
-            product: int
-            result: int
+        from bench_engine import langgraph_graph
 
-        def set_status(state: State) -> dict[str, Any]:
-            return {"status": "running"}
-
-        def append_log(state: State) -> dict[str, Any]:
-            return {"log": [*state["log"], "started"]}
-
-        def add(state: State) -> dict[str, Any]:
-            return {"total": state["a"] + state["b"]}
-
-        def mul(state: State) -> dict[str, Any]:
-            return {"product": state["total"] * 3}
-
-        def set_from(state: State) -> dict[str, Any]:
-            return {"result": state["product"]}
-
-        graph = StateGraph(State)
-        previous = START
-        for name, node in (
-            ("set", set_status),
-            ("append", append_log),
-            ("add", add),
-            ("mul", mul),
-            ("set-from", set_from),
-        ):
-            graph.add_node(name, node)
-            graph.add_edge(previous, name)
-            previous = name
-        graph.add_edge(previous, END)
+        graph = langgraph_graph()
 
         self.db = sqlite3.connect(
             str(directory / f"langgraph-{durability}.db"), check_same_thread=False

@@ -111,7 +111,8 @@ def _lifeos_call() -> Callable[[], object]:
     return call
 
 
-def _langgraph_call() -> Callable[[], object]:
+def langgraph_graph() -> Any:
+    """The same five mutations as a LangGraph StateGraph (not compiled)."""
     from typing import TypedDict
 
     from langgraph.graph import END, START, StateGraph
@@ -154,7 +155,11 @@ def _langgraph_call() -> Callable[[], object]:
         graph.add_edge(previous, name)
         previous = name
     graph.add_edge(previous, END)
-    app = graph.compile()
+    return graph
+
+
+def _langgraph_call() -> Callable[[], object]:
+    app = langgraph_graph().compile()
 
     initial = copy.deepcopy(INITIAL_STATE)
     final = app.invoke(initial)
