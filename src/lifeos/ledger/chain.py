@@ -290,7 +290,7 @@ PARALLEL_MIN_ENTRIES = 200_000
 """Below this many entries a second process costs more than it saves."""
 
 
-def _walk_file(path: str, start: int, end: int, wanted: set[int]) -> _Walk:
+def _walk_file(path: str, start: int, end: int, wanted: set[int], prev: bytes | None) -> _Walk:
     import sqlite3
 
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -300,7 +300,7 @@ def _walk_file(path: str, start: int, end: int, wanted: set[int]) -> _Walk:
             "WHERE seq >= ? AND seq < ? ORDER BY seq",
             (start, end),
         )
-        return _walk(cur, start, None, wanted)
+        return _walk(cur, start, prev, wanted)
     except sqlite3.DatabaseError as exc:
         return _Walk(
             start,
@@ -343,9 +343,10 @@ def verify_store(
 
         split = 1 << ((size - 1).bit_length() - 1)  # the left subtree: a power of two
         ctx = multiprocessing.get_context("fork")
+        genesis = GENESIS_HASH.encode()
         with ctx.Pool(1) as pool:
-            right = pool.apply_async(_walk_file, (str(path), split, 1 << 62, wanted))
-            left = _walk(store.ledger_scan(0, split), 0, GENESIS_HASH.encode(), wanted)
+            right = pool.apply_async(_walk_file, (str(path), split, 1 << 62, wanted, None))
+            left = _walk_file(str(path), 0, split, wanted, genesis)
             right_walk = right.get()
         if left.bad is None and left.end < split:
             seq = left.end
