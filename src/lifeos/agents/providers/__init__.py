@@ -1,0 +1,1 @@
+"""Agent providers, one module each, all behind lifeos.agents.api.AgentProvider."""
