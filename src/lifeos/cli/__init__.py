@@ -28,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Write a commented starter lifeos.yaml at the repository root.",
     ),
     "ledger": ("lifeos.cli.ledger:ledger", "Verify, inspect, sign and export the ledger."),
+    "llm": (
+        "lifeos.cli.llm:llm",
+        "Serve recorded model answers, or record them from a real model.",
+    ),
     "mission": ("lifeos.cli.mission:mission", "List and run missions."),
     "runs": ("lifeos.cli.runs:runs", "List and inspect recorded runs."),
     "status": (
