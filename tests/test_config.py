@@ -81,9 +81,9 @@ def test_full_config(tmp_path: Path) -> None:
     )
     cfg = load_config(tmp_path, env={})
     assert cfg.data["store"] == ".lifeos/other.db"
-    assert cfg.data["models"] == {
-        "builder": {"provider": "openai", "api_key_env": "OPENAI_API_KEY"}
-    }
+    builder = cfg.data["models"]["builder"]
+    assert builder["provider"] == "openai" and builder["api_key_env"] == "OPENAI_API_KEY"
+    assert builder["model"] is None and builder["timeout_s"] == 120.0
     assert cfg.data["backlog"] == {"path": "tasks.yaml", "max_wip": 3}
     assert cfg.data["commands"] == {"test": ["python", "-m", "pytest"], "lint": "ruff check"}
     assert cfg.data["budget"] == {"run_tokens": 1000}
@@ -166,9 +166,10 @@ def test_secrets_are_refused(tmp_path: Path, text: str, where: str) -> None:
 
 
 def test_secret_named_by_env_var_is_fine(tmp_path: Path) -> None:
-    _write(tmp_path, "models:\n  builder:\n    api_key_env: OPENAI_API_KEY\n")
+    _write(tmp_path, "models:\n  builder:\n    provider: openai\n    api_key_env: OPENAI_API_KEY\n")
     cfg = load_config(tmp_path, env={"OPENAI_API_KEY": "sk-real"})
-    assert cfg.data["models"]["builder"] == {"api_key_env": "OPENAI_API_KEY"}
+    assert cfg.data["models"]["builder"]["api_key_env"] == "OPENAI_API_KEY"
+    assert "sk-real" not in str(cfg.data)
     assert cfg.overrides == []
 
 

@@ -58,10 +58,28 @@ def _models() -> Any:
         path: str = "config/backlog.yaml"
         max_wip: int = Field(default=2, ge=1)
 
+    class Pricing(Section):
+        input_per_mtok: float = Field(default=0.0, ge=0)
+        output_per_mtok: float = Field(default=0.0, ge=0)
+        cache_read_per_mtok: float = Field(default=0.0, ge=0)
+        cache_write_per_mtok: float = Field(default=0.0, ge=0)
+
+    class Model(Section):
+        provider: Literal["openai", "anthropic", "replay", "command", "opencode"]
+        model: str | None = None
+        endpoint: str | None = None
+        api_key_env: str | None = None
+        pricing: Pricing | None = None
+        cassette: str | None = None
+        command: list[str] | None = None
+        format: Literal["opencode", "claude", "codex", "text"] = "text"
+        timeout_s: float = Field(default=120.0, gt=0)
+        max_tokens: int | None = Field(default=None, ge=1)
+
     class Config(Section):
         version: Literal[1] = 1
         store: str | None = None
-        models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+        models: dict[str, Model] = Field(default_factory=dict)
         policy: dict[str, Any] | None = None
         budget: dict[str, Any] = Field(default_factory=dict)
         spine: dict[str, Any] = Field(default_factory=dict)
@@ -220,10 +238,14 @@ version: 1
 # Which model plays which role, and what it costs per million tokens.
 models: {}
 #  builder:
-#    provider: openai        # openai | anthropic | opencode | command | replay
+#    provider: openai        # openai | anthropic | replay | command
 #    model: gpt-4.1
 #    endpoint: https://api.openai.com/v1
 #    api_key_env: OPENAI_API_KEY
+#    pricing: {input_per_mtok: 2.0, output_per_mtok: 8.0}
+#  reviewer:
+#    provider: replay        # recorded answers, offline
+#    cassette: cassettes/reviewer.jsonl
 
 # The diff gate's policy. Without a policy section every command that gates
 # stops with POLICY_MISSING. 'code' allows src/, tests/ and docs/.

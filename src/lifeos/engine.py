@@ -29,7 +29,7 @@ from lifeos.errors import (
     ResumeError,
     WorkflowDefinitionError,
 )
-from lifeos.journal import Journal, JournalKey
+from lifeos.journal import Journal, JournalKey, JournalRecord
 
 if TYPE_CHECKING:
     from lifeos.operations import OperationRegistry
@@ -270,11 +270,15 @@ class StepEnv:
         """The execution context's metadata (empty when none was given)."""
         return self.context.metadata or {}
 
-    def once(self, call: Callable[[], Any]) -> tuple[Any, bool]:
+    def once(
+        self, call: Callable[[], Any], also: Callable[[Any], None] | None = None
+    ) -> tuple[Any, bool]:
         """Run a side effect once per (run, step, attempt, call index).
 
         Returns the result and whether it was replayed from the journal. With no
-        journal the call simply runs. While ``call`` runs, ``current_key`` holds its
+        journal the call simply runs. ``also`` runs on a first call's result, in the same
+        transaction as its journal record when the journal has transactions (the store's
+        ledger entry for an agent call, for example). While ``call`` runs, ``current_key`` holds its
         idempotency key, so a handler can tell a replay after a crash (the key was
         applied but never acknowledged) from a first call.
         """
@@ -294,7 +298,16 @@ class StepEnv:
                 )
             return copy.deepcopy(record["result"]), True
         result = call()
-        self.journal.put(key, {"step_digest": self._digest, "result": copy.deepcopy(result)})
+        entry: JournalRecord = {"step_digest": self._digest, "result": copy.deepcopy(result)}
+        transaction = getattr(self.journal, "transaction", None)
+        if also is not None and transaction is not None:
+            with transaction():  # the record and what goes with it commit together
+                self.journal.put(key, entry)
+                also(result)
+        else:
+            self.journal.put(key, entry)
+            if also is not None:
+                also(result)
         return result, False
 
 

@@ -352,8 +352,24 @@ class LLMCall(Operation):
             "prompt": p["prompt"],
             "role": p.get("role"),
         }
+        store = env.services.store
+
+        def ledger(reply: Any) -> None:
+            if store is not None:
+                store.append_ledger(
+                    "agent.call",
+                    env.run_id,
+                    {
+                        "call_id": reply.get("call_id"),
+                        "model": reply.get("model"),
+                        "role": request["role"],
+                        "step_id": step.id,
+                        "usage": reply.get("usage"),
+                    },
+                )
+
         try:
-            reply, _ = env.once(lambda: dict(llm.complete(request)))
+            reply, _ = env.once(lambda: dict(llm.complete(request)), ledger)
         except LifeOSError as exc:
             return StepFailure(exc.reason, f"Step '{step.id}' llm_call failed: {exc.message}")
         content = reply.get("content")

@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ledger": ("lifeos.cli.ledger:ledger", "Verify, inspect, sign and export the ledger."),
     "llm": (
         "lifeos.cli.llm:llm",
-        "Serve recorded model answers, or record them from a real model.",
+        "Call a configured model, serve recorded answers, or record them.",
     ),
     "mission": ("lifeos.cli.mission:mission", "List and run missions."),
     "runs": ("lifeos.cli.runs:runs", "List and inspect recorded runs."),

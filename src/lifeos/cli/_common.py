@@ -57,8 +57,9 @@ def repo() -> RepoContext:
     return detect_repo(Path.cwd())
 
 
+@functools.lru_cache(maxsize=8)
 def load_settings(root: Path, config_path: str | None) -> LoadedConfig:
-    """Load lifeos.yaml (or the ``--config`` file) for ``root``."""
+    """Load lifeos.yaml (or the ``--config`` file) for ``root`` (once per process)."""
     from lifeos.config import load_config
 
     return load_config(root, Path(config_path) if config_path else None)
@@ -85,6 +86,16 @@ def result_exit_code(result: OrchestrationResult) -> int:
     if result.reason_code and ReasonCode(result.reason_code) in INPUT_REASONS:
         return EXIT_BAD_INPUT
     return EXIT_FAILED
+
+
+def models_config(where: RepoContext) -> dict[str, Any]:
+    """lifeos.yaml's ``models:`` section (empty without a config file)."""
+    from lifeos.config import CONFIG_FILE
+
+    if not (where.main_root / CONFIG_FILE).is_file():
+        return {}
+    models = load_settings(where.main_root, None).data.get("models") or {}
+    return dict(models)
 
 
 def backlog_path(where: RepoContext) -> Path:

@@ -1,4 +1,4 @@
-"""``lifeos llm serve-replay|record``: an offline OpenAI-compatible model, and its recorder."""
+"""``lifeos llm call|serve-replay|record``: one model call, an offline model, its recorder."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 @click.group()
 def llm() -> None:
-    """Serve recorded model answers, or record them from a real model."""
+    """Call a configured model, serve recorded answers, or record them."""
 
 
 def _serve_until_interrupted(server: ReplayServer | RecordingProxy) -> None:
@@ -100,4 +100,50 @@ def record_cmd(upstream: str, cassette_file: str, port: int, host: str) -> int:
     if not path.parent.is_dir():
         raise InputError(f"{path.parent}: no such directory for the cassette")
     _serve_until_interrupted(RecordingProxy(upstream, cassette, path, host=host, port=port))
+    return 0
+
+
+@llm.command("call")
+@click.option("--role", default=None, help="The configured role (default: 'default').")
+@click.option("--prompt", required=True, help="The prompt to send.")
+@click.option("--model", default=None, help="Override the role's model.")
+@click.option("--max-tokens", default=None, type=click.IntRange(min=1), help="Output cap.")
+@click.option("--json", "as_json", is_flag=True, help="Print the response and usage as JSON.")
+def call_cmd(
+    role: str | None, prompt: str, model: str | None, max_tokens: int | None, as_json: bool
+) -> int:
+    """Send one prompt to a configured role's model and print the answer and its usage."""
+    import os
+
+    from lifeos.agents.api import AgentCall
+    from lifeos.agents.factory import build_provider, role_spec
+    from lifeos.canonical import pretty_json
+    from lifeos.cli._common import load_settings, repo
+
+    where = repo()
+    settings = load_settings(where.main_root, None)
+    name, spec = role_spec(settings.data.get("models") or {}, role)
+    provider = build_provider(name, spec, os.environ, where.root)
+    response = provider.call(
+        AgentCall(
+            prompt=prompt,
+            model=model or spec.get("model"),
+            role=name,
+            max_tokens=max_tokens or spec.get("max_tokens"),
+            timeout_s=float(spec.get("timeout_s") or 120.0),
+        )
+    )
+    if as_json:
+        click.echo(pretty_json(response.to_dict()))
+        return 0
+    click.echo(response.content)
+    u = response.usage
+    if u.available:
+        cost = f", ${u.cost_usd:.6f} ({u.cost_source})" if u.cost_usd is not None else ""
+        click.echo(
+            f"[{response.model or name}] {u.input_tokens} in, {u.output_tokens} out{cost}",
+            err=True,
+        )
+    else:
+        click.echo(f"[{response.model or name}] usage unavailable", err=True)
     return 0

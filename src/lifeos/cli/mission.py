@@ -11,6 +11,7 @@ import click
 from lifeos.cli._common import (
     backlog_path,
     json_option,
+    models_config,
     open_repo_store,
     print_json,
     repo,
@@ -114,9 +115,11 @@ def run_cmd(
     (continue with --run-id ID --approve STEP), 6 when a mission escalates.
     """
     import datetime as dt
+    import os
     import time
     import uuid
 
+    from lifeos.agents.factory import AgentLLM
     from lifeos.durable import run_recorded
     from lifeos.engine import Decision, ExecutionContext, Orchestrator
     from lifeos.registry import MISSION_REGISTRY, list_mission_types
@@ -146,7 +149,12 @@ def run_cmd(
     where, store = open_repo_store(where)
     run_id = run_id or str(uuid.uuid4())
     try:
-        services = Services(store=store, backlog_path=backlog_path(where))
+        models = models_config(where)
+        services = Services(
+            llm=AgentLLM(models, os.environ, where.root) if models else None,
+            store=store,
+            backlog_path=backlog_path(where),
+        )
         orchestrator = Orchestrator(services=services, clock=time.perf_counter)
         result = run_recorded(
             store,
