@@ -24,24 +24,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    wait_exponential,
-    wait_random,
-)
 
 from lifeos.agents.api import (
     AgentCall,
     AgentError,
     AgentResponse,
-    AgentTimeout,
     ToolCall,
     Usage,
     usage_from_counts,
 )
-from lifeos.agents.providers.openai_compat import _count, _decode, _is_retryable, _translated
+from lifeos.agents.providers.openai_compat import _count, post_json_with_retries
 from lifeos.errors import ReasonCode
 
 __all__ = [
@@ -310,34 +302,16 @@ class AnthropicProvider:
             AgentTimeout: The provider did not answer within the timeout.
             AgentError: Any other provider failure, with its reason and retryability.
         """
-        body = messages_request(request, self.model)
-        timeout = min(self.timeout_s, request.timeout_s)
-        start = self._clock()
-        deadline = start + timeout
-
-        def out_of_time(state: RetryCallState) -> bool:
-            if state.attempt_number >= self.max_retries:
-                return True
-            return self._clock() + state.upcoming_sleep >= deadline
-
-        retrying = Retrying(
-            retry=retry_if_exception(_is_retryable),
-            stop=out_of_time,
-            wait=wait_exponential(multiplier=0.5, max=20.0) + wait_random(0, 0.5),
+        payload, latency_ms = post_json_with_retries(
+            self.url,
+            messages_request(request, self.model),
+            headers=self._headers(),
+            transport=self._transport,
+            timeout=min(self.timeout_s, request.timeout_s),
+            max_retries=self.max_retries,
+            clock=self._clock,
             sleep=self._sleep,
-            reraise=True,
+            check_status=_check_status,
         )
-        with httpx.Client(transport=self._transport, headers=self._headers()) as client:
-            payload = retrying(self._attempt, client, body, deadline)
-        latency_ms = (self._clock() - start) * 1000.0
         response = parse_messages_response(payload, latency_ms)
         return dataclasses.replace(response, usage=response.usage.priced(self.pricing))
-
-    def _attempt(self, client: httpx.Client, body: dict[str, Any], deadline: float) -> Any:
-        remaining = deadline - self._clock()
-        if remaining <= 0:
-            raise AgentTimeout(f"{self.url}: no time left for another attempt")
-        with _translated(self.url):
-            response = client.post(self.url, json=body, timeout=httpx.Timeout(remaining))
-        _check_status(self.url, response)
-        return _decode(self.url, response)

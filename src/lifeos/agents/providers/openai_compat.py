@@ -235,6 +235,55 @@ def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, AgentError) and exc.retryable
 
 
+def post_json_with_retries(
+    url: str,
+    body: dict[str, Any],
+    *,
+    headers: dict[str, str],
+    transport: httpx.BaseTransport | None,
+    timeout: float,
+    max_retries: int,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    check_status: Callable[[str, httpx.Response], None] = _check_status,
+) -> tuple[Any, float]:
+    """POST ``body`` as JSON and decode the answer, retrying retryable failures.
+
+    Retries use exponential backoff with jitter, at most ``max_retries`` attempts in
+    all, and never start or run past ``timeout`` seconds from now.
+
+    Returns:
+        The decoded JSON body and the whole call's latency in milliseconds.
+    """
+    start = clock()
+    deadline = start + timeout
+
+    def out_of_time(state: RetryCallState) -> bool:
+        if state.attempt_number >= max_retries:
+            return True
+        return clock() + state.upcoming_sleep >= deadline
+
+    def attempt(client: httpx.Client) -> Any:
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise AgentTimeout(f"{url}: no time left for another attempt")
+        with _translated(url):
+            response = client.post(url, json=body, timeout=httpx.Timeout(remaining))
+        check_status(url, response)
+        return _decode(url, response)
+
+    retrying = Retrying(
+        retry=retry_if_exception(_is_retryable),
+        stop=out_of_time,
+        wait=wait_exponential(multiplier=0.5, max=20.0) + wait_random(0, 0.5),
+        sleep=sleep,
+        reraise=True,
+    )
+    with httpx.Client(transport=transport, headers=headers) as client:
+        payload = retrying(attempt, client)
+    return payload, (clock() - start) * 1000.0
+
+
 class OpenAICompatProvider:
     """An :class:`~lifeos.agents.api.AgentProvider` for OpenAI-compatible servers."""
 
@@ -299,34 +348,15 @@ class OpenAICompatProvider:
             AgentTimeout: The provider did not answer within the timeout.
             AgentError: Any other provider failure, with its reason and retryability.
         """
-        body = chat_request(request, self.model)
-        timeout = min(self.timeout_s, request.timeout_s)
-        start = self._clock()
-        deadline = start + timeout
-
-        def out_of_time(state: RetryCallState) -> bool:
-            if state.attempt_number >= self.max_retries:
-                return True
-            return self._clock() + state.upcoming_sleep >= deadline
-
-        retrying = Retrying(
-            retry=retry_if_exception(_is_retryable),
-            stop=out_of_time,
-            wait=wait_exponential(multiplier=0.5, max=20.0) + wait_random(0, 0.5),
+        payload, latency_ms = post_json_with_retries(
+            self.url,
+            chat_request(request, self.model),
+            headers=self._headers(),
+            transport=self._transport,
+            timeout=min(self.timeout_s, request.timeout_s),
+            max_retries=self.max_retries,
+            clock=self._clock,
             sleep=self._sleep,
-            reraise=True,
         )
-        with httpx.Client(transport=self._transport, headers=self._headers()) as client:
-            payload = retrying(self._attempt, client, body, deadline)
-        latency_ms = (self._clock() - start) * 1000.0
         response = parse_chat_response(payload, latency_ms)
         return dataclasses.replace(response, usage=response.usage.priced(self.pricing))
-
-    def _attempt(self, client: httpx.Client, body: dict[str, Any], deadline: float) -> Any:
-        remaining = deadline - self._clock()
-        if remaining <= 0:
-            raise AgentTimeout(f"{self.url}: no time left for another attempt")
-        with _translated(self.url):
-            response = client.post(self.url, json=body, timeout=httpx.Timeout(remaining))
-        _check_status(self.url, response)
-        return _decode(self.url, response)
