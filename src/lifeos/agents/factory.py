@@ -97,6 +97,25 @@ def build_provider(
             output_format=spec.get("format", "text"),
             pricing=pricing,
         )
+    if kind == "opencode":
+        from lifeos.agents.providers.opencode import OpenCodeProvider
+
+        model = str(spec.get("model") or "")
+        provider_id, _, model_id = model.partition("/")
+        if not spec.get("endpoint") or not model_id:
+            raise AgentError(
+                f"role '{role}': an opencode provider needs an endpoint (the server's URL) "
+                "and a model written as providerID/modelID",
+                ReasonCode.PROVIDER_NOT_CONFIGURED,
+            )
+        return OpenCodeProvider(
+            spec["endpoint"],
+            provider_id,
+            model_id,
+            password=api_key,
+            timeout_s=timeout,
+            pricing=pricing,
+        )
     raise AgentError(
         f"role '{role}': provider '{kind}' is not available in this build",
         ReasonCode.PROVIDER_NOT_CONFIGURED,

@@ -120,6 +120,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     protocol_version = "HTTP/1.1"
     server_version = "LifeOSReplay/1"
+    disable_nagle_algorithm = True  # headers and body go out at once on kept-alive sockets
 
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: the server is used in tests and behind the CLI."""

@@ -267,6 +267,7 @@ class AnthropicProvider:
         self.model = model
         self._api_key = api_key
         self._transport = transport
+        self._client: httpx.Client | None = None
         self.timeout_s = timeout_s
         self.max_retries = max(1, max_retries)
         self.pricing = dict(pricing) if pricing else None
@@ -289,6 +290,18 @@ class AnthropicProvider:
             headers["x-api-key"] = self._api_key
         return headers
 
+    def _http(self) -> httpx.Client:
+        """One client per provider, so calls reuse its connections."""
+        if self._client is None:
+            self._client = httpx.Client(transport=self._transport, headers=self._headers())
+        return self._client
+
+    def close(self) -> None:
+        """Close the provider's connections."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
     def call(self, request: AgentCall) -> AgentResponse:
         """Answer ``request`` with one message, retrying transient failures.
 
@@ -305,8 +318,7 @@ class AnthropicProvider:
         payload, latency_ms = post_json_with_retries(
             self.url,
             messages_request(request, self.model),
-            headers=self._headers(),
-            transport=self._transport,
+            client=self._http(),
             timeout=min(self.timeout_s, request.timeout_s),
             max_retries=self.max_retries,
             clock=self._clock,

@@ -239,8 +239,7 @@ def post_json_with_retries(
     url: str,
     body: dict[str, Any],
     *,
-    headers: dict[str, str],
-    transport: httpx.BaseTransport | None,
+    client: httpx.Client,
     timeout: float,
     max_retries: int,
     clock: Callable[[], float],
@@ -279,8 +278,7 @@ def post_json_with_retries(
         sleep=sleep,
         reraise=True,
     )
-    with httpx.Client(transport=transport, headers=headers) as client:
-        payload = retrying(attempt, client)
+    payload = retrying(attempt, client)
     return payload, (clock() - start) * 1000.0
 
 
@@ -318,6 +316,7 @@ class OpenAICompatProvider:
         self.model = model
         self._api_key = api_key
         self._transport = transport
+        self._client: httpx.Client | None = None
         self.timeout_s = timeout_s
         self.max_retries = max(1, max_retries)
         self.pricing = dict(pricing) if pricing else None
@@ -335,6 +334,18 @@ class OpenAICompatProvider:
             headers["Authorization"] = f"Bearer {self._api_key}"
         return headers
 
+    def _http(self) -> httpx.Client:
+        """One client per provider, so calls reuse its connections."""
+        if self._client is None:
+            self._client = httpx.Client(transport=self._transport, headers=self._headers())
+        return self._client
+
+    def close(self) -> None:
+        """Close the provider's connections."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
     def call(self, request: AgentCall) -> AgentResponse:
         """Answer ``request`` with one chat completion, retrying transient failures.
 
@@ -351,8 +362,7 @@ class OpenAICompatProvider:
         payload, latency_ms = post_json_with_retries(
             self.url,
             chat_request(request, self.model),
-            headers=self._headers(),
-            transport=self._transport,
+            client=self._http(),
             timeout=min(self.timeout_s, request.timeout_s),
             max_retries=self.max_retries,
             clock=self._clock,
