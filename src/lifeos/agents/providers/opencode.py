@@ -10,7 +10,10 @@ Two pieces:
   ``{providerID, modelID}`` and parses the assistant reply: the text parts joined, the
   tools it ran, and usage — tokens and cost summed over every assistant message of the
   turn (a turn with a tool call has several), unavailable when OpenCode reported none.
-  On timeout the session is aborted before :class:`AgentTimeout` is raised.
+  On timeout the session is aborted before :class:`AgentTimeout` is raised. With a
+  :class:`UsageLimit`, a background thread follows ``GET /event`` while the message runs,
+  sums the session's assistant usage and aborts the session once the limit is crossed;
+  the call then raises ``BUDGET_EXCEEDED``.
   :meth:`OpenCodeProvider.changed_files` lists the files a turn changed.
 
 HTTP failures are translated to :class:`AgentError` in one place (:meth:`_request`):
@@ -26,8 +29,9 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -45,7 +49,7 @@ from lifeos.agents.api import (
 )
 from lifeos.errors import ReasonCode
 
-__all__ = ["ChangedFile", "OpenCodeProvider", "OpenCodeServer", "parse_turn"]
+__all__ = ["ChangedFile", "OpenCodeProvider", "OpenCodeServer", "UsageLimit", "parse_turn"]
 
 _BODY_EXCERPT = 300
 _LOG_TAIL = 2000
@@ -53,6 +57,8 @@ _XDG_DIRS = frozenset({"XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XD
 """Inherited variables that would send OpenCode's state outside the scratch HOME."""
 _SHORT_TIMEOUT_S = 30.0
 """The most a bookkeeping request (health, session, abort, diff) may take."""
+_WATCH_JOIN_S = 5.0
+"""The most stopping the event watcher may wait for its thread (beyond an abort it sends)."""
 
 
 def _free_port() -> int:
@@ -382,6 +388,228 @@ def parse_turn(
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class UsageLimit:
+    """The most one OpenCode call may use before its session is aborted.
+
+    Tokens are input + output + reasoning summed over the session's assistant messages
+    (cache reads and writes are not counted); the cost is OpenCode's reported cost, or the
+    provider's pricing applied to the tokens when OpenCode reports none. The limit is
+    crossed when a figure goes *above* its maximum.
+    """
+
+    max_tokens: int | None = None
+    max_cost_usd: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_tokens is None and self.max_cost_usd is None:
+            raise ValueError("a usage limit needs max_tokens or max_cost_usd")
+        if self.max_tokens is not None and (
+            isinstance(self.max_tokens, bool) or self.max_tokens < 0
+        ):
+            raise ValueError(f"max_tokens must be a non-negative int, not {self.max_tokens!r}")
+        if self.max_cost_usd is not None and not self.max_cost_usd >= 0:
+            raise ValueError(f"max_cost_usd must be non-negative, not {self.max_cost_usd!r}")
+
+    def crossed(self, tokens: int, cost_usd: float) -> str | None:
+        """Which maximum ``tokens`` / ``cost_usd`` exceed, described; None when within."""
+        if self.max_tokens is not None and tokens > self.max_tokens:
+            return f"max_tokens={self.max_tokens}"
+        if self.max_cost_usd is not None and cost_usd > self.max_cost_usd:
+            return f"max_cost_usd={self.max_cost_usd:g}"
+        return None
+
+
+def _message_usage(
+    info: Mapping[str, Any], pricing: Mapping[str, float] | None
+) -> tuple[int, float]:
+    """The tokens (input + output + reasoning) and cost of one assistant message info."""
+    tokens = _mapping(info.get("tokens"))
+    cache = _mapping(tokens.get("cache"))
+    inp = _count(tokens.get("input")) or 0
+    out = _count(tokens.get("output")) or 0
+    reasoning = _count(tokens.get("reasoning")) or 0
+    cost = _number(info.get("cost")) or 0.0
+    if cost == 0.0 and pricing:
+        usage = Usage.reported(
+            inp,
+            out,
+            cache_read_tokens=_count(cache.get("read")) or 0,
+            cache_write_tokens=_count(cache.get("write")) or 0,
+        ).priced(pricing)
+        cost = usage.cost_usd or 0.0
+    return inp + out + reasoning, cost
+
+
+def _sse_events(lines: Iterator[str]) -> Iterator[Any]:
+    """The decoded JSON ``data`` of each server-sent event (others skipped)."""
+    data: list[str] = []
+    for line in lines:
+        if line == "":
+            if data:
+                try:
+                    yield json.loads("\n".join(data))
+                except json.JSONDecodeError:
+                    pass
+                data = []
+        elif line.startswith("data:"):
+            value = line[5:]
+            data.append(value[1:] if value.startswith(" ") else value)
+    if data:
+        try:
+            yield json.loads("\n".join(data))
+        except json.JSONDecodeError:
+            pass
+
+
+class _UsageWatcher:
+    """Follows ``GET /event`` in a thread; aborts ``session_id`` once ``limit`` is crossed.
+
+    The stream is opened synchronously by :meth:`start` (so a failure surfaces before the
+    message is sent), read in a daemon thread, and always closed by :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        provider: OpenCodeProvider,
+        session_id: str,
+        limit: UsageLimit,
+    ) -> None:
+        self._provider = provider
+        self._session_id = session_id
+        self._limit = limit
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._latest: dict[str, tuple[int, float]] = {}
+        self._client: httpx.Client | None = None
+        self._response: httpx.Response | None = None
+        self._thread: threading.Thread | None = None
+        self.crossed: str | None = None
+        """The maximum crossed (``max_tokens=...``), once it has been."""
+        self.aborted = False
+        """Whether the server confirmed the abort."""
+        self.tokens = 0
+        self.cost_usd = 0.0
+
+    def start(self, timeout_s: float) -> None:
+        """Open the event stream and start following it.
+
+        Raises:
+            AgentTimeout: The stream did not open within ``timeout_s``.
+            AgentError: It could not be opened (``PROVIDER_ERROR``).
+        """
+        url = f"{self._provider.base_url}/event"
+        if timeout_s <= 0:
+            raise AgentTimeout(f"GET {url}: no time left")
+        client = self._provider._client()
+        self._client = client
+        try:
+            request = client.build_request(
+                "GET",
+                "/event",
+                headers={"Accept": "text/event-stream"},
+                timeout=httpx.Timeout(timeout_s, read=None),
+            )
+            response = client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            self.stop()
+            raise AgentTimeout(f"GET {url}: timed out ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            self.stop()
+            raise AgentError(
+                f"GET {url}: cannot follow the OpenCode events: {exc}",
+                ReasonCode.PROVIDER_ERROR,
+                retryable=True,
+            ) from exc
+        self._response = response
+        if response.status_code != 200:
+            status = response.status_code
+            self.stop()
+            raise AgentError(
+                f"GET {url}: HTTP {status}, cannot follow the events to enforce the usage limit",
+                ReasonCode.PROVIDER_ERROR,
+                retryable=status >= 500 or status == 429,
+                status=status,
+            )
+        self._thread = threading.Thread(
+            target=self._run, name=f"opencode-usage-{self._session_id}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        response = self._response
+        assert response is not None
+        try:
+            for event in _sse_events(response.iter_lines()):
+                if self._stopping.is_set():
+                    return
+                if self._observe(event):
+                    self._abort()
+                    return
+        except (httpx.HTTPError, OSError):
+            return  # the stream was closed under us (stop) or broke; nothing to enforce
+
+    def _observe(self, event: Any) -> bool:
+        """Record one event; whether the limit was just crossed."""
+        if not isinstance(event, Mapping) or event.get("type") != "message.updated":
+            return False
+        info = _mapping(_mapping(event.get("properties")).get("info"))
+        if info.get("sessionID") != self._session_id or info.get("role") != "assistant":
+            return False
+        message_id = info.get("id")
+        if not isinstance(message_id, str):
+            return False
+        with self._lock:
+            self._latest[message_id] = _message_usage(info, self._provider.pricing)
+            self.tokens = sum(t for t, _ in self._latest.values())
+            self.cost_usd = sum(c for _, c in self._latest.values())
+            if self.crossed is None:
+                self.crossed = self._limit.crossed(self.tokens, self.cost_usd)
+                return self.crossed is not None
+        return False
+
+    def _abort(self) -> None:
+        with self._provider._client() as client:
+            self.aborted = self._provider._abort(client, self._session_id)
+
+    def stop(self) -> None:
+        """Stop following: wake the reader, join it, close the stream and the client."""
+        self._stopping.set()
+        response, thread = self._response, self._thread
+        if thread is not None and thread.is_alive() and response is not None:
+            # a blocked read only wakes when the socket is shut down under it
+            stream = response.extensions.get("network_stream")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(sock, socket.socket):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        try:
+            if thread is not None:
+                thread.join(_SHORT_TIMEOUT_S + _WATCH_JOIN_S)
+        finally:
+            try:
+                if response is not None:
+                    response.close()
+            finally:
+                if self._client is not None:
+                    self._client.close()
+            self._response = None
+            self._client = None
+
+    def error(self, cause: str = "") -> AgentError:
+        """The ``BUDGET_EXCEEDED`` error naming the limit and the usage seen."""
+        note = "session aborted" if self.aborted else "the abort was not confirmed"
+        extra = f"; {cause}" if cause else ""
+        return AgentError(
+            f"OpenCode usage limit crossed ({self.crossed}): seen {self.tokens} tokens, "
+            f"${self.cost_usd:.6f} ({note}: {self._session_id}){extra}",
+            ReasonCode.BUDGET_EXCEEDED,
+            retryable=False,
+        )
+
+
 def _prompt_text(call: AgentCall) -> tuple[str, str | None]:
     """The user text and the system text (from system messages) of ``call``."""
     system: list[str] = []
@@ -410,6 +638,7 @@ class OpenCodeProvider:
         timeout_s: float = 600.0,
         pricing: Mapping[str, float] | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        usage_limit: UsageLimit | None = None,
     ) -> None:
         """Configure the provider.
 
@@ -422,6 +651,7 @@ class OpenCodeProvider:
             timeout_s: The most a call may take (a call's own ``timeout_s`` may lower it).
             pricing: Per-million-token prices used when OpenCode reports no cost.
             clock: Seconds, for latency and the deadline.
+            usage_limit: The default usage limit of every call (None: unlimited).
         """
         self.base_url = base_url.rstrip("/")
         self.provider_id = provider_id
@@ -431,6 +661,7 @@ class OpenCodeProvider:
         self.timeout_s = timeout_s
         self.pricing = dict(pricing) if pricing else None
         self._clock = clock
+        self.usage_limit = usage_limit
 
     def _client(self) -> httpx.Client:
         return httpx.Client(
@@ -564,13 +795,16 @@ class OpenCodeProvider:
         """
         return sorted({change.file for change in self.diff(session_id, message_id)})
 
-    def call(self, request: AgentCall) -> AgentResponse:
+    def call(self, request: AgentCall, *, usage_limit: UsageLimit | None = None) -> AgentResponse:
         """Answer ``request`` in a new session: one user message, one assistant turn.
 
         Args:
             request: The agent call; ``prompt`` (and any non-system messages) become the
                 user text, system messages OpenCode's ``system`` field, and ``model`` —
                 ``provider/model`` or just a model id — overrides the configured model.
+            usage_limit: Overrides the provider's ``usage_limit`` for this call. When set,
+                the session's events (``GET /event``) are followed while the message
+                runs, and the session is aborted as soon as its usage crosses the limit.
 
         Returns:
             The parsed reply, usage summed over the turn and priced when OpenCode gave
@@ -578,8 +812,12 @@ class OpenCodeProvider:
 
         Raises:
             AgentTimeout: No answer within the timeout (the session is aborted first).
-            AgentError: Any other failure, with its reason and retryability.
+            AgentError: ``BUDGET_EXCEEDED`` (not retryable) when the usage limit was
+                crossed, naming the limit and the usage seen; any other failure with its
+                reason and retryability (``PROVIDER_ERROR`` when the events cannot be
+                followed, before the message is sent).
         """
+        limit = usage_limit if usage_limit is not None else self.usage_limit
         text, system = _prompt_text(request)
         provider_id, model_id = self.provider_id, self.model_id
         if request.model:
@@ -602,18 +840,45 @@ class OpenCodeProvider:
             body["system"] = system
         with self._client() as client:
             session_id = self._create_session(client, "lifeos", left(_SHORT_TIMEOUT_S))
-            try:
-                reply = self._request(
-                    client, "POST", f"/session/{session_id}/message", body=body, timeout_s=left()
-                )
-            except AgentTimeout as exc:
-                aborted = self._abort(client, session_id)
-                note = "session aborted" if aborted else "the abort was not confirmed"
-                raise AgentTimeout(f"{exc} ({note}: {session_id})") from exc
+            reply = self._send_message(client, session_id, body, limit, left)
             turn = self._turn_infos(client, session_id, reply, left(_SHORT_TIMEOUT_S))
         latency_ms = (self._clock() - start) * 1000.0
         response = parse_turn(reply, turn, latency_ms)
         return dataclasses.replace(response, usage=response.usage.priced(self.pricing))
+
+    def _send_message(
+        self,
+        client: httpx.Client,
+        session_id: str,
+        body: Mapping[str, Any],
+        limit: UsageLimit | None,
+        left: Callable[..., float],
+    ) -> Any:
+        """``POST /session/{id}/message``, watched against ``limit`` when one is set."""
+        watcher = None
+        if limit is not None:
+            watcher = _UsageWatcher(self, session_id, limit)
+            watcher.start(left(_SHORT_TIMEOUT_S))
+        failure: AgentError | None = None
+        reply: Any = None
+        try:
+            reply = self._request(
+                client, "POST", f"/session/{session_id}/message", body=body, timeout_s=left()
+            )
+        except AgentError as exc:
+            failure = exc
+        finally:
+            if watcher is not None:
+                watcher.stop()
+        if watcher is not None and watcher.crossed is not None:
+            raise watcher.error(str(failure) if failure else "") from failure
+        if isinstance(failure, AgentTimeout):
+            aborted = self._abort(client, session_id)
+            note = "session aborted" if aborted else "the abort was not confirmed"
+            raise AgentTimeout(f"{failure} ({note}: {session_id})") from failure
+        if failure is not None:
+            raise failure
+        return reply
 
     def _turn_infos(
         self, client: httpx.Client, session_id: str, reply: Any, timeout_s: float
