@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -392,3 +393,65 @@ def test_server_health_via_fake_binary(tmp_path: Path) -> None:
     assert server.pid is None
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)
+
+
+def test_server_that_never_becomes_healthy_is_stopped(tmp_path: Path) -> None:
+    """A binary that runs but never serves: AgentError at the startup timeout, group killed."""
+    script = tmp_path / "fake-opencode"
+    pid_file = tmp_path / "pid"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import os, time\n"
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "time.sleep(60)\n"
+    )
+    script.chmod(0o755)
+    server = OpenCodeServer(
+        tmp_path, binary=str(script), home=tmp_path / "home", startup_timeout_s=1.5
+    )
+    with pytest.raises(AgentError) as caught:
+        server.start()
+    assert caught.value.reason == ReasonCode.PROVIDER_ERROR
+    assert server.pid is None
+    pid = int(pid_file.read_text())
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        if open(f"/proc/{pid}/stat").read().split()[2] == "Z":
+            break  # killed, waiting to be reaped
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"fake server {pid} still running after the startup timeout")
+
+
+def test_server_dying_mid_call_is_a_provider_error(tmp_path: Path) -> None:
+    """The server goes away between calls: a clear, retryable provider error, no hang."""
+    script = tmp_path / "fake-opencode"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import http.server, sys\n"
+        "port = int(sys.argv[sys.argv.index('--port') + 1])\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        data = b'{\"healthy\": true}'\n"
+        "        self.send_response(200)\n"
+        "        self.send_header('Content-Length', str(len(data)))\n"
+        "        self.end_headers()\n"
+        "        self.wfile.write(data)\n"
+        "    def log_message(self, *a):\n"
+        "        pass\n"
+        "http.server.HTTPServer(('127.0.0.1', port), H).serve_forever()\n"
+    )
+    script.chmod(0o755)
+    server = OpenCodeServer(tmp_path, binary=str(script), home=tmp_path / "home")
+    server.start()
+    url = server.url
+    provider = OpenCodeProvider(url, "p", "m", timeout_s=5)
+    server.stop()
+    started = time.monotonic()
+    with pytest.raises(AgentError) as caught:
+        provider.call(AgentCall(prompt="hello"))
+    assert time.monotonic() - started < 10
+    assert caught.value.reason in (ReasonCode.PROVIDER_ERROR, ReasonCode.PROVIDER_TIMEOUT)

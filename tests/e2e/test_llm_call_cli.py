@@ -90,3 +90,20 @@ def test_llm_call_unknown_role_and_bad_models_section(git_repo: Path) -> None:
     bad = _run(git_repo, "llm", "call", "--role", "builder", "--prompt", "x")
     assert bad.returncode == 2
     assert "lifeos.yaml:4" in bad.stderr and bad.stderr.strip().endswith("[CONFIG_INVALID]")
+
+
+def test_llm_call_unreachable_endpoint_is_one_line(git_repo: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (git_repo / "lifeos.yaml").write_text(
+        "version: 1\nmodels:\n  builder:\n    provider: openai\n    model: m\n"
+        f"    endpoint: http://127.0.0.1:{port}/v1\n    timeout_s: 5\n"
+    )
+    proc = _run(git_repo, "llm", "call", "--role", "builder", "--prompt", "hi")
+    assert proc.returncode == 1
+    err = proc.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert err.endswith(("[PROVIDER_ERROR]", "[PROVIDER_TIMEOUT]"))
