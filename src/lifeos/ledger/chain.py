@@ -132,6 +132,46 @@ class _Walk:
     """(seq, reason code, message) of the first problem."""
 
 
+_UNSET = object()
+
+
+def _encode_run(run_id: str | None) -> bytes:
+    """What canonical JSON writes for a run id."""
+    if run_id is None:
+        return b"null"
+    if run_id.isprintable() and '"' not in run_id and "\\" not in run_id:
+        return b'"' + run_id.encode() + b'"'
+    return canonical_json(run_id)
+
+
+def _check_entry(
+    row: Row, count: int, prev: bytes | None, hx: str, type_suffix: dict[str, bytes]
+) -> tuple[tuple[int, str, str] | None, bytes]:
+    """The careful check of one entry, naming the first problem; returns it and prev_hash."""
+    tampered = ReasonCode.LEDGER_TAMPERED.value
+    seq, entry, stored = row[0], row[1], row[2]
+    j = entry.rfind(_SEQ)
+    if len(row) == 5:
+        type_, run_id = row[3], row[4]
+        suffix = type_suffix.get(type_)
+        if suffix is None:
+            suffix = type_suffix[type_] = b',"type":' + canonical_json(type_) + b"}"
+        k = entry.rfind(_RUN, 0, j)
+        if not entry.endswith(suffix) or k < 0 or entry[k + 10 : j] != _encode_run(run_id):
+            return (seq, tampered, f"entry {seq}'s indexed type or run id differs"), b""
+    if seq != count:
+        return (count, tampered, f"entry {count} is missing (found seq {seq})"), b""
+    if stored is not None and stored != hx:
+        return (seq, tampered, f"entry {seq} does not hash to its recorded leaf hash"), b""
+    k = entry.rfind(_PREV, 0, j)
+    named = entry[k + 14 : k + 78] if k >= 0 else b""
+    if k < 0 or (prev is not None and named != prev):
+        return (seq, tampered, f"entry {seq} does not link to entry {seq - 1}"), named
+    if j < 0 or not entry.startswith(b'"seq":%d,"ts":' % seq, j + 1):
+        return (seq, tampered, f"entry {seq} records a different position"), named
+    return None, named
+
+
 def _walk(rows: Iterable[Row], start: int, prev: bytes | None, wanted: set[int]) -> _Walk:
     """Check entries ``start, start+1, ...`` and build their subtree stack.
 
@@ -144,42 +184,40 @@ def _walk(rows: Iterable[Row], start: int, prev: bytes | None, wanted: set[int])
     type_suffix: dict[str, bytes] = {}
     first_prev: bytes | None = None
     count = start
-    tampered = ReasonCode.LEDGER_TAMPERED.value
 
     def done(problem: tuple[int, str, str] | None = None) -> _Walk:
         return _Walk(count, prev or b"", first_prev, stack, snapshots, problem)
 
+    last_run: object = _UNSET
+    run_bytes = b""
     for row in rows:
         seq, entry, stored = row[0], row[1], row[2]
-        j = entry.rfind(_SEQ)
-        if len(row) == 5:
+        h = sha(_LEAF + entry).digest()
+        hx = h.hex()
+        fast = False
+        if len(row) == 5 and seq == count and stored == hx and prev is not None:
+            # Fast path: the whole tail after the payload is known but for the timestamp.
             type_, run_id = row[3], row[4]
+            if run_id != last_run:
+                last_run, run_bytes = run_id, _encode_run(run_id)
             suffix = type_suffix.get(type_)
             if suffix is None:
                 suffix = type_suffix[type_] = b',"type":' + canonical_json(type_) + b"}"
-            if run_id is None:
-                encoded = b"null"
-            elif run_id.isprintable() and '"' not in run_id and "\\" not in run_id:
-                encoded = b'"' + run_id.encode() + b'"'  # what canonical JSON writes for it
-            else:
-                encoded = canonical_json(run_id)
-            k = entry.rfind(_RUN, 0, j)
-            if not entry.endswith(suffix) or k < 0 or entry[k + 10 : j] != encoded:
-                return done((seq, tampered, f"entry {seq}'s indexed type or run id differs"))
-        if seq != count:
-            return done((count, tampered, f"entry {count} is missing (found seq {seq})"))
-        h = sha(_LEAF + entry).digest()
-        hx = h.hex()
-        if stored is not None and stored != hx:
-            return done((seq, tampered, f"entry {seq} does not hash to its recorded leaf hash"))
-        k = entry.rfind(_PREV, 0, j)
-        named = entry[k + 14 : k + 78] if k >= 0 else b""
-        if prev is None:
-            prev = first_prev = named
-        if k < 0 or named != prev:
-            return done((seq, tampered, f"entry {seq} does not link to entry {seq - 1}"))
-        if j < 0 or not entry.startswith(b'"seq":%d,"ts":' % seq, j + 1):
-            return done((seq, tampered, f"entry {seq} records a different position"))
+            k = entry.rfind(_PREV)
+            fast = (
+                k >= 0
+                and entry.endswith(suffix)
+                and entry.startswith(
+                    b"".join((_PREV, prev, b'","run_id":', run_bytes, b',"seq":%d,"ts":"' % seq)),
+                    k,
+                )
+            )
+        if not fast:
+            problem, named = _check_entry(row, count, prev, hx, type_suffix)
+            if problem is not None:
+                return done(problem)
+            if prev is None:
+                first_prev = named
         prev = hx.encode()
         c = count - start
         while c & 1:
