@@ -23,6 +23,8 @@ __all__ = ["cli", "main", "run"]
 # name -> (module:attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("lifeos.cli.config_cmd:config", "Validate and show lifeos.yaml."),
+    "evidence": ("lifeos.cli.evidence:evidence", "Verify signed evidence bundles."),
+    "gate": ("lifeos.cli.gate:gate", "Judge a change against the repository's gate policy."),
     "init": (
         "lifeos.cli.config_cmd:init",
         "Write a commented starter lifeos.yaml at the repository root.",
@@ -33,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Call a configured model, serve recorded answers, or record them.",
     ),
     "mission": ("lifeos.cli.mission:mission", "List and run missions."),
+    "packet": ("lifeos.cli.packet:packet", "Validate packets and print packet skeletons."),
     "runs": ("lifeos.cli.runs:runs", "List and inspect recorded runs."),
     "status": (
         "lifeos.cli.config_cmd:status",

@@ -1,0 +1,63 @@
+"""``lifeos gate check``: judge a change (a commit or the working tree) by policy."""
+
+from __future__ import annotations
+
+import click
+
+from lifeos.cli._common import config_option, json_option, print_json, repo
+
+
+@click.group()
+def gate() -> None:
+    """Judge a change against the repository's gate policy."""
+
+
+@gate.command("check")
+@click.option("--base", default="HEAD", show_default=True, metavar="REV", help="Compare from here.")
+@click.option(
+    "--head",
+    default=None,
+    metavar="REV",
+    help="Compare to this commit (default: the tree the working tree would commit).",
+)
+@click.option(
+    "--policy",
+    "policy_spec",
+    default=None,
+    metavar="NAME|FILE",
+    help="A built-in profile (seed-v2, code) or a policy file, instead of lifeos.yaml.",
+)
+@json_option
+@config_option
+def check_cmd(
+    base: str, head: str | None, policy_spec: str | None, as_json: bool, config_path: str | None
+) -> int:
+    """Exit 0 PASS, 3 BLOCK (every reason code and path listed), 2 bad input.
+
+    Without --head the gate judges exactly the tree `git add -A` would commit
+    (built in a temporary index; your index is untouched) and prints its id.
+    """
+    from lifeos.cli._common import load_settings
+    from lifeos.errors import EXIT_BLOCKED, EXIT_OK, InputError
+    from lifeos.policy.gate import check_change
+    from lifeos.policy.model import resolve_policy
+
+    where = repo()
+    if not where.in_git:
+        raise InputError(f"{where.root}: not inside a git repository")
+    section = None
+    if policy_spec is None:
+        section = load_settings(where.main_root, config_path).policy
+    policy = resolve_policy(policy_spec, section)
+    decision = check_change(where.root, policy, base=base, head=head)
+    if as_json:
+        print_json(decision.to_dict())
+    else:
+        click.echo(
+            f"{decision.result}: {len(decision.changes)} changed path(s), policy "
+            f"{decision.policy_name} {decision.policy_hash[:12]}, tree {decision.tree}"
+        )
+        for finding in decision.reasons:
+            click.echo(f"  {finding.code.value}  {finding.to_dict()['path']}  {finding.message}")
+        click.echo(f"decision {decision.decision_id}")
+    return EXIT_OK if decision.passed else EXIT_BLOCKED

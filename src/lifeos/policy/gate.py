@@ -1,0 +1,715 @@
+"""The diff gate: read a change with git under fixed settings and judge it by policy.
+
+The change is read with ``git diff-tree -r -z --raw`` (rename and copy detection on,
+``--find-copies-harder``, no external diff, no textconv) with global and system config
+switched off and every setting that could change the output pinned on the command
+line, so the user's config cannot change the verdict. Without ``head`` the gate judges
+the working tree: it builds, in a temporary index (never the user's), exactly the tree
+``git add -A`` would commit (LifeOS-owned paths left as in HEAD), and returns that tree
+id in the decision so what is committed later is exactly what was gated.
+
+Rules are an ordered list of small classes. Each looks at one changed entry and
+returns findings (a reason code, the path, a message) or nothing. A *terminal* rule
+that finds something stops the rules after it for that entry: path safety comes
+before every root check, then protected paths and the denylist, then the allowlist
+(default deny), extensions and add-only roots.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar
+
+from lifeos.canonical import sha256_hex, stable_uuid
+from lifeos.clock import Clock, SystemClock, iso
+from lifeos.errors import InputError, ReasonCode
+from lifeos.policy.model import Policy
+from lifeos.policy.paths import Root, normalize_component, path_key, under_any, unsafe_reason
+
+__all__ = [
+    "DEFAULT_RULES",
+    "LIFEOS_OWNED",
+    "Change",
+    "Finding",
+    "GateDecision",
+    "GateError",
+    "RuleContext",
+    "check_change",
+    "evaluate",
+    "git_diff_command",
+    "parse_raw_diff",
+]
+
+MODE_SYMLINK = "120000"
+MODE_GITLINK = "160000"
+MODE_NONE = "000000"
+LIFEOS_OWNED = (".lifeos", "artifacts/status", "artifacts/packets/status")
+
+# Settings pinned on every git call: config that could change what git reports.
+_GIT_SETTINGS = (
+    "core.quotePath=false",
+    "diff.renames=copies",
+    "diff.external=",
+    "diff.renameLimit=1000",
+    "diff.relative=false",
+    "diff.ignoreSubmodules=none",
+    "core.fsmonitor=false",
+    "core.untrackedCache=false",
+    "core.autocrlf=false",
+    "core.safecrlf=false",
+    "core.fileMode=true",
+    "core.symlinks=true",
+    "core.excludesFile=",
+    "status.showUntrackedFiles=all",
+)
+
+
+class GateError(InputError):
+    """The gate could not read the change: a bad revision, no commits, not a repository."""
+
+
+def _display(path: str) -> str:
+    """A path as text that is always valid UTF-8 (undecodable bytes as ``\\xNN``)."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of ``git diff --raw``."""
+
+    status: str
+    """A, M, D, R, C or T (the score of R/C is in ``score``)."""
+    old_mode: str
+    new_mode: str
+    old_sha: str
+    new_sha: str
+    path: str
+    """The path after the change (before it for a delete)."""
+    old_path: str | None = None
+    """The source of a rename or copy."""
+    score: int | None = None
+
+    def paths(self) -> tuple[str, ...]:
+        """Every path the entry names: both for a rename or copy."""
+        return (self.old_path, self.path) if self.old_path is not None else (self.path,)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (paths made valid UTF-8)."""
+        out: dict[str, Any] = {
+            "status": self.status,
+            "path": _display(self.path),
+            "old_mode": self.old_mode,
+            "new_mode": self.new_mode,
+        }
+        if self.old_path is not None:
+            out["old_path"] = _display(self.old_path)
+        return out
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reason a change is blocked."""
+
+    code: ReasonCode
+    path: str
+    message: str
+    rule: str
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON form."""
+        return {
+            "code": self.code.value,
+            "path": _display(self.path),
+            "message": self.message,
+            "rule": self.rule,
+        }
+
+
+@dataclass
+class RuleContext:
+    """What rules may need beyond one entry: blob sizes and symlink targets."""
+
+    policy: Policy
+    sizes: Mapping[str, int] = field(default_factory=dict)
+    link_targets: Mapping[str, bytes] = field(default_factory=dict)
+
+
+class Rule:
+    """A gate rule: looks at one changed entry and returns findings or nothing."""
+
+    code: ClassVar[ReasonCode]
+    terminal: ClassVar[bool] = False
+
+    def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
+        """Findings for ``change`` under ``ctx.policy`` (empty when it passes)."""
+        raise NotImplementedError
+
+    def active(self, policy: Policy) -> bool:
+        """Whether the rule can find anything under ``policy`` (skipped when not)."""
+        return True
+
+    def finding(self, path: str, message: str, code: ReasonCode | None = None) -> Finding:
+        """A finding of this rule."""
+        return Finding(code or self.code, path, message, type(self).__name__)
+
+
+class BlockedOperationRule(Rule):
+    """Deletes, renames and copies the policy blocks (seed v2.0: all three, terminal).
+
+    Both paths of a rename or copy are named, so neither can hide behind the other.
+    """
+
+    code = ReasonCode.PH2_DELETE_BLOCKED
+    _OPS: ClassVar[dict[str, tuple[str, ReasonCode]]] = {
+        "D": ("delete", ReasonCode.PH2_DELETE_BLOCKED),
+        "R": ("rename", ReasonCode.PH2_RENAME_BLOCKED),
+        "C": ("copy", ReasonCode.PH2_COPY_BLOCKED),
+    }
+
+    def active(self, policy: Policy) -> bool:
+        return bool(policy.blocked_operations)
+
+    def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
+        op = self._OPS.get(change.status)
+        if op is None or op[0] not in ctx.policy.blocked_operations:
+            return []
+        return [self.finding(p, f"{op[0]} is blocked by policy", op[1]) for p in change.paths()]
+
+
+def _kind(mode: str) -> str:
+    if mode == MODE_NONE:
+        return "none"
+    if mode == MODE_SYMLINK:
+        return "symlink"
+    if mode == MODE_GITLINK:
+        return "submodule"
+    if mode.startswith("04"):
+        return "tree"
+    return "file"
+
+
+class TypeChangeRule(Rule):
+    """A path that changes kind (file, symlink, submodule) can smuggle content past
+    rules that judge by kind, so every type change is blocked."""
+
+    code = ReasonCode.TYPE_CHANGE_BLOCKED
+
+    def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
+        old, new = _kind(change.old_mode), _kind(change.new_mode)
+        if change.status == "T" or (old != "none" and new != "none" and old != new):
+            return [self.finding(change.path, f"type change {old} -> {new}")]
+        return []
+
+
+class SubmoduleRule(Rule):
+    """Submodules (mode 160000) pull in code the gate never sees: always blocked."""
+
+    code = ReasonCode.SUBMODULE_BLOCKED
+
+    def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
+        if MODE_GITLINK in (change.old_mode, change.new_mode):
+            return [self.finding(change.path, "submodule (mode 160000)")]
+        return []
+
+
+def symlink_target_problem(link: str, target: bytes, denylist: Sequence[Root] = ()) -> str | None:
+    """Why a symlink at ``link`` pointing to ``target`` is unsafe, or None.
+
+    The target must be relative, stay inside the repository, avoid ``.git`` and
+    unsafe components, and not land in a denylisted root.
+    """
+    text = target.decode("utf-8", "surrogateescape")
+    if not text:
+        return "empty symlink target"
+    if text.startswith("/") or "\\" in text or (len(text) > 1 and text[1] == ":"):
+        return f"symlink target {_display(text)!r} is absolute"
+    joined = posixpath.normpath(posixpath.join(posixpath.dirname(link), text))
+    if joined == ".." or joined.startswith("../"):
+        return f"symlink target {_display(text)!r} points outside the repository"
+    if joined == ".":
+        return None
+    reason = unsafe_reason(joined)
+    if reason is not None:
+        return f"symlink target {_display(text)!r}: {reason}"
+    if under_any(path_key(joined), tuple(denylist)) is not None:
+        return f"symlink target {_display(text)!r} points into a denylisted root"
+    return None
+
+
+class SymlinkRule(Rule):
+    """Symlinks (mode 120000) are blocked unless the policy allows them, and even then
+    must never point outside the repository, into ``.git`` or into a denylisted root."""
+
+    code = ReasonCode.SYMLINK_BLOCKED
+
+    def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
+        if change.new_mode != MODE_SYMLINK:
+            return []
+        if not ctx.policy.allow_symlinks:
+            return [self.finding(change.path, "symlinks are not allowed by policy")]
+        target = ctx.link_targets.get(change.new_sha)
+        if target is None:
+            return [self.finding(change.path, "symlink target could not be read")]
+        problem = symlink_target_problem(change.path, target, ctx.policy.denylist)
+        return [self.finding(change.path, problem)] if problem else []
+
+
+class SizeLimitRule(Rule):
+    """An added or modified blob larger than ``max_file_bytes`` is outside the envelope."""
+
+    code = ReasonCode.ENVELOPE_VIOLATION
+
+    def active(self, policy: Policy) -> bool:
+        return policy.max_file_bytes is not None
+
+    def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
+        limit = ctx.policy.max_file_bytes
+        if limit is None or change.new_mode in (MODE_NONE, MODE_GITLINK):
+            return []
+        size = ctx.sizes.get(change.new_sha)
+        if size is not None and size > limit:
+            return [self.finding(change.path, f"{size} bytes, over the {limit}-byte limit")]
+        return []
+
+
+class PathSafetyRule(Rule):
+    """Unsafe paths (absolute, ``..``, ``.git`` variants, NTFS short names, control
+    characters, bytes that are not UTF-8) are blocked before any root is compared,
+    because root matching on such a path means nothing. Terminal."""
+
+    code = ReasonCode.PATH_UNSAFE
+    terminal = True
+
+    def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
+        out = []
+        for p in change.paths():
+            reason = unsafe_reason(p)
+            if reason is not None:
+                out.append(self.finding(p, reason))
+        return out
+
+
+class ProtectedPathRule(Rule):
+    """Governance-protected paths never change through the gate, by any operation
+    (both paths of a rename or copy). Terminal."""
+
+    code = ReasonCode.PROTECTED_PATH
+    terminal = True
+
+    def active(self, policy: Policy) -> bool:
+        return bool(policy.protected)
+
+    def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
+        if not ctx.policy.protected:
+            return []
+        out = []
+        for p in change.paths():
+            root = under_any(path_key(p), ctx.policy.protected)
+            if root is not None:
+                out.append(self.finding(p, f"protected path ({root.text})"))
+        return out
+
+
+class DenylistRule(Rule):
+    """Denylist first and terminal: nothing under a denylisted root may change, be
+    renamed out of or copied from (both paths are checked); no allowlist entry can
+    override it."""
+
+    code = ReasonCode.DENYLISTED_PATH
+    terminal = True
+
+    def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
+        out = []
+        for p in change.paths():
+            root = under_any(path_key(p), ctx.policy.denylist)
+            if root is not None:
+                out.append(self.finding(p, f"under denylisted root {root.text}"))
+        return out
+
+
+def _changed_paths(change: Change) -> tuple[str, ...]:
+    """Paths whose content the change creates, alters or removes (a copy's source is
+    read, not changed)."""
+    if change.status == "C":
+        return (change.path,)
+    return change.paths()
+
+
+class AllowlistRule(Rule):
+    """Default deny: every changed path must be under an allowlisted root. Terminal."""
+
+    code = ReasonCode.OUTSIDE_ALLOWLIST
+    terminal = True
+
+    def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
+        return [
+            self.finding(p, "not under any allowlisted root")
+            for p in _changed_paths(change)
+            if under_any(path_key(p), ctx.policy.allowlist) is None
+        ]
+
+
+def _extension(path: str) -> str:
+    return PurePosixPath(normalize_component(path.rsplit("/", 1)[-1])).suffix
+
+
+def _written(change: Change) -> str | None:
+    """The path whose new content the change writes, or None for a delete."""
+    return None if change.new_mode == MODE_NONE else change.path
+
+
+class ExtensionRule(Rule):
+    """Under a root with an extension list (seed v2.0: ``docs/`` only ``.md``), new or
+    modified files must carry one of the listed extensions."""
+
+    code = ReasonCode.EXTENSION_NOT_ALLOWED
+
+    def active(self, policy: Policy) -> bool:
+        return bool(policy.extensions)
+
+    def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
+        path = _written(change)
+        if path is None or not ctx.policy.extensions:
+            return []
+        key = path_key(path)
+        for root, exts in ctx.policy.extensions:
+            if root.contains(key) and _extension(path) not in exts:
+                allowed = ", ".join(sorted(exts))
+                return [self.finding(path, f"under {root.text} only {allowed} is allowed")]
+        return []
+
+
+class AddOnlyRule(Rule):
+    """Add-only roots (review packets) accept new files with the listed extensions and
+    nothing else: no modify, delete, type change or rename out."""
+
+    code = ReasonCode.ADD_ONLY_VIOLATION
+
+    def active(self, policy: Policy) -> bool:
+        return bool(policy.add_only)
+
+    def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
+        if not ctx.policy.add_only:
+            return []
+        out = []
+        removed: list[str] = []
+        if change.status in ("M", "T", "D"):
+            removed.append(change.path)
+        if change.status == "R" and change.old_path is not None:
+            removed.append(change.old_path)
+        for root, _ in ctx.policy.add_only:
+            for p in removed:
+                if root.contains(path_key(p)):
+                    out.append(self.finding(p, f"{root.text} is add-only"))
+        if change.status in ("A", "R", "C"):
+            key = path_key(change.path)
+            for root, exts in ctx.policy.add_only:
+                if root.contains(key) and _extension(change.path) not in exts:
+                    allowed = ", ".join(sorted(exts))
+                    out.append(
+                        self.finding(
+                            change.path,
+                            f"{root.text} is add-only for {allowed}",
+                            ReasonCode.EXTENSION_NOT_ALLOWED,
+                        )
+                    )
+        return out
+
+
+DEFAULT_RULES: tuple[Rule, ...] = (
+    BlockedOperationRule(),
+    TypeChangeRule(),
+    SubmoduleRule(),
+    SymlinkRule(),
+    SizeLimitRule(),
+    PathSafetyRule(),
+    ProtectedPathRule(),
+    DenylistRule(),
+    AllowlistRule(),
+    ExtensionRule(),
+    AddOnlyRule(),
+)
+
+
+def evaluate(
+    changes: Iterable[Change],
+    ctx: RuleContext,
+    rules: Sequence[Rule] = DEFAULT_RULES,
+) -> list[Finding]:
+    """Run ``rules`` in order over every entry; a terminal rule's findings end that entry."""
+    findings: list[Finding] = []
+    count = 0
+    rules = [rule for rule in rules if rule.active(ctx.policy)]
+    for change in changes:
+        count += 1
+        for rule in rules:
+            found = rule.check(change, ctx)
+            findings.extend(found)
+            if found and rule.terminal:
+                break
+    limit = ctx.policy.max_files
+    if limit is not None and count > limit:
+        findings.append(
+            Finding(
+                ReasonCode.ENVELOPE_VIOLATION,
+                "*",
+                f"{count} changed paths, over the {limit}-path limit",
+                "MaxFilesLimit",
+            )
+        )
+    return findings
+
+
+# --- reading the change with git -------------------------------------------------------
+
+
+def _git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(
+        {
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_OPTIONAL_LOCKS": "0",
+            "LC_ALL": "C",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def _git_base(root: Path) -> list[str]:
+    args = ["git", "-C", str(root)]
+    for setting in _GIT_SETTINGS:
+        args += ["-c", setting]
+    return args
+
+
+def git_diff_command(root: Path, base: str, head: str) -> list[str]:
+    """The exact diff command the gate runs (``base`` and ``head`` are object ids)."""
+    return [
+        *_git_base(root),
+        "diff-tree",
+        "-r",
+        "-z",
+        "--raw",
+        "--no-abbrev",
+        "-M",
+        "-C",
+        "--find-copies-harder",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--ignore-submodules=none",
+        base,
+        head,
+        "--",
+    ]
+
+
+def _run(
+    args: list[str], env: Mapping[str, str] | None = None, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(
+            args, env=_git_env(env), input=stdin, capture_output=True, check=False
+        )
+    except OSError as exc:
+        raise GateError(f"cannot run git: {exc}") from None
+
+
+def _checked(args: list[str], env: Mapping[str, str] | None = None) -> bytes:
+    proc = _run(args, env)
+    if proc.returncode != 0:
+        message = proc.stderr.decode("utf-8", "replace").strip() or "git failed"
+        raise GateError(f"git {args[len(_git_base(Path('.')))]}: {message}")
+    return proc.stdout
+
+
+def _resolve(root: Path, rev: str, what: str, kind: str = "commit") -> str:
+    proc = _run([*_git_base(root), "rev-parse", "--verify", "--quiet", f"{rev}^{{{kind}}}"])
+    if proc.returncode != 0 or rev.startswith("-"):
+        if what == "base" and rev == "HEAD":
+            raise GateError("the repository has no commits yet: nothing to gate against")
+        raise GateError(f"--{what} {rev!r}: no such {kind} in the repository")
+    return proc.stdout.decode().strip()
+
+
+def worktree_tree(root: Path) -> str:
+    """The tree ``git add -A`` would commit now, built in a temporary index.
+
+    LifeOS-owned paths (``.lifeos/``, ``artifacts/status/``,
+    ``artifacts/packets/status/``) stay as they are in HEAD. The user's index is
+    never touched.
+    """
+    with tempfile.TemporaryDirectory(prefix="lifeos-gate-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        base = _git_base(root)
+        _checked([*base, "read-tree", "HEAD"], env)
+        excludes = [f":(top,exclude){p}" for p in LIFEOS_OWNED]
+        _checked([*base, "add", "-A", "--", ".", *excludes], env)
+        return _checked([*base, "write-tree"], env).decode().strip()
+
+
+def parse_raw_diff(data: bytes) -> list[Change]:
+    """Parse ``git diff --raw -z`` output.
+
+    Raises:
+        GateError: the output is not in the raw format.
+    """
+    fields = data.decode("utf-8", "surrogateescape").split("\0")
+    if fields and fields[-1] == "":
+        fields.pop()
+    changes: list[Change] = []
+    i, n = 0, len(fields)
+    while i < n:
+        meta = fields[i]
+        parts = meta[1:].split(" ") if meta[:1] == ":" else []
+        if len(parts) != 5 or i + 1 >= n:
+            raise GateError(f"unexpected git diff output near {_display(meta[:80])!r}")
+        old_mode, new_mode, old_sha, new_sha, status = parts
+        letter, score = status[:1], status[1:]
+        if letter in ("R", "C"):
+            if i + 2 >= n:
+                raise GateError("unexpected git diff output: a rename without a target")
+            changes.append(
+                Change(
+                    letter,
+                    old_mode,
+                    new_mode,
+                    old_sha,
+                    new_sha,
+                    fields[i + 2],
+                    fields[i + 1],
+                    int(score) if score.isdigit() else None,
+                )
+            )
+            i += 3
+        else:
+            changes.append(Change(letter, old_mode, new_mode, old_sha, new_sha, fields[i + 1]))
+            i += 2
+    return changes
+
+
+def _blob_info(root: Path, changes: list[Change], policy: Policy) -> RuleContext:
+    sizes: dict[str, int] = {}
+    targets: dict[str, bytes] = {}
+    base = _git_base(root)
+    if policy.max_file_bytes is not None:
+        shas = sorted({c.new_sha for c in changes if c.new_mode not in (MODE_NONE, MODE_GITLINK)})
+        if shas:
+            proc = _run([*base, "cat-file", "--batch-check"], stdin="\n".join(shas).encode())
+            for line in proc.stdout.decode("ascii", "replace").splitlines():
+                parts = line.split()
+                if len(parts) == 3 and parts[2].isdigit():
+                    sizes[parts[0]] = int(parts[2])
+    if policy.allow_symlinks:
+        links = sorted({c.new_sha for c in changes if c.new_mode == MODE_SYMLINK})
+        if links:
+            proc = _run([*base, "cat-file", "--batch"], stdin="\n".join(links).encode())
+            out, pos = proc.stdout, 0
+            while pos < len(out):
+                end = out.index(b"\n", pos)
+                header = out[pos:end].decode("ascii", "replace").split()
+                pos = end + 1
+                if len(header) != 3 or not header[2].isdigit():
+                    continue
+                n = int(header[2])
+                targets[header[0]] = out[pos : pos + n]
+                pos += n + 1
+    return RuleContext(policy, sizes, targets)
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The gate's verdict and its decision record."""
+
+    decision_id: str
+    policy_hash: str
+    policy_name: str
+    input_digest: str
+    result: str
+    """PASS or BLOCK."""
+    reasons: tuple[Finding, ...]
+    base: str
+    head: str | None
+    """The head commit, or None when the working tree was gated."""
+    tree: str
+    """The tree that was gated (commit this tree to commit exactly what passed)."""
+    changes: tuple[Change, ...]
+    timestamp: str
+
+    @property
+    def passed(self) -> bool:
+        """Whether the change passed."""
+        return self.result == "PASS"
+
+    @property
+    def reason_codes(self) -> list[str]:
+        """Every reason code found, sorted, once each."""
+        return sorted({f.code.value for f in self.reasons})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision record as JSON."""
+        return {
+            "decision_id": self.decision_id,
+            "policy_hash": self.policy_hash,
+            "policy_name": self.policy_name,
+            "input_digest": self.input_digest,
+            "result": self.result,
+            "reason_codes": self.reason_codes,
+            "reasons": [f.to_dict() for f in self.reasons],
+            "base": self.base,
+            "head": self.head,
+            "tree": self.tree,
+            "changes": [c.to_dict() for c in self.changes],
+            "timestamp": self.timestamp,
+        }
+
+
+def check_change(
+    root: Path,
+    policy: Policy,
+    base: str = "HEAD",
+    head: str | None = None,
+    clock: Clock | None = None,
+    rules: Sequence[Rule] = DEFAULT_RULES,
+) -> GateDecision:
+    """Gate the change from ``base`` to ``head`` (a commit) or to the working tree.
+
+    Raises:
+        GateError: not a repository, no commits, or a revision that does not exist.
+    """
+    if not (root / ".git").exists():
+        probe = _run([*_git_base(root), "rev-parse", "--git-dir"])
+        if probe.returncode != 0:
+            raise GateError(f"{root}: not a git repository")
+    base_commit = _resolve(root, base, "base")
+    head_commit: str | None = None
+    if head is not None:
+        head_commit = _resolve(root, head, "head")
+        tree = _resolve(root, head_commit, "head", "tree")
+    else:
+        tree = worktree_tree(root)
+    changes = parse_raw_diff(_checked(git_diff_command(root, base_commit, tree)))
+    ctx = _blob_info(root, changes, policy)
+    findings = evaluate(changes, ctx, rules)
+    input_digest = sha256_hex({"base": base_commit, "tree": tree})
+    return GateDecision(
+        decision_id=stable_uuid(input_digest, policy.hash),
+        policy_hash=policy.hash,
+        policy_name=policy.name,
+        input_digest=input_digest,
+        result="BLOCK" if findings else "PASS",
+        reasons=tuple(findings),
+        base=base_commit,
+        head=head_commit,
+        tree=tree,
+        changes=tuple(changes),
+        timestamp=iso((clock or SystemClock()).now()),
+    )

@@ -1,0 +1,136 @@
+"""Path safety and root matching for the diff gate.
+
+Every path the gate sees is checked here before any root comparison: absolute
+paths, ``..``, ``.git`` in any case or hidden behind Unicode-ignorable code points,
+NTFS short names (``GIT~1``), alternate data streams, trailing dots or spaces,
+backslashes, control characters and bytes that are not UTF-8 are all unsafe.
+Roots are compared component by component on NFC-normalised, case-folded
+components with ignorable code points stripped, so ``docsx/`` never matches
+``docs/`` while ``DOCS/`` and ``do\u200ccs/`` do.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from dataclasses import dataclass
+
+__all__ = [
+    "IGNORABLE",
+    "Root",
+    "normalize_component",
+    "path_key",
+    "unsafe_reason",
+]
+
+# Code points git itself ignores when it compares a name with ".git" on HFS+.
+IGNORABLE = frozenset(
+    [*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF]
+)
+_STRIP = {cp: None for cp in IGNORABLE}
+_SHORT_NAME = re.compile(r"[^~]{1,6}~[0-9]+(\.[^.]*)?")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+# C0 and C1 controls, DEL, and lone surrogates (bytes that were not UTF-8).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Paths that are plainly safe: ASCII components that neither start nor end with a dot
+# and hold no space, '~', ':' or backslash (so no '.git', '..', short name or stream).
+_PLAIN_PART = r"[A-Za-z0-9_+,=@-](?:[A-Za-z0-9_.+,=@-]*[A-Za-z0-9_+,=@-])?"
+_PLAIN = re.compile(rf"{_PLAIN_PART}(?:/{_PLAIN_PART})*")
+
+
+@functools.lru_cache(maxsize=4096)
+def normalize_component(component: str) -> str:
+    """One path component as roots compare it: ignorables stripped, NFC, case-folded."""
+    if component.isascii():
+        return component.lower()
+    text = unicodedata.normalize("NFC", component.translate(_STRIP))
+    return unicodedata.normalize("NFC", text.casefold())
+
+
+@functools.lru_cache(maxsize=65536)
+def path_key(path: str) -> tuple[str, ...]:
+    """The normalised components of a ``/``-separated repository path."""
+    return tuple(normalize_component(c) for c in path.split("/"))
+
+
+def _component_reason(component: str) -> str | None:
+    if component == "":
+        return "empty path component"
+    if component in (".", ".."):
+        return f"'{component}' component"
+    if component[-1] in ". " and component not in (".", ".."):
+        return "trailing dot or space in a component"
+    if ":" in component:
+        return "':' in a component (drive or alternate data stream)"
+    key = normalize_component(component)
+    if key.rstrip(". ") == ".git":
+        return "'.git' component"
+    if "~" in key and _SHORT_NAME.fullmatch(key):
+        return "NTFS short name component"
+    return None
+
+
+def unsafe_reason(path: str) -> str | None:
+    """Why ``path`` is unsafe for the gate, or None when it is safe.
+
+    Args:
+        path: a repository-relative path as git reports it (decoded with
+            ``surrogateescape``, so bytes that are not UTF-8 show up as surrogates).
+    """
+    if not path:
+        return "empty path"
+    if _PLAIN.fullmatch(path):
+        return None
+    if not path.isascii() and _SURROGATE.search(path):
+        return "path is not valid UTF-8"
+    if _CONTROL.search(path):
+        return "control character in path"
+    if "\\" in path:
+        return "backslash in path"
+    if path.startswith("/") or _DRIVE.match(path):
+        return "absolute path"
+    for component in path.split("/"):
+        reason = _component_reason(component)
+        if reason is not None:
+            return reason
+    return None
+
+
+@dataclass(frozen=True)
+class Root:
+    """A policy root: a directory (``docs/``) or one file (``lifeos.yaml``)."""
+
+    text: str
+    key: tuple[str, ...]
+    is_dir: bool
+
+    @classmethod
+    def parse(cls, text: str) -> Root:
+        """Parse a root as written in a policy; a trailing ``/`` makes it a directory.
+
+        Raises:
+            ValueError: the root is not a safe relative path.
+        """
+        is_dir = text.endswith("/")
+        body = text[:-1] if is_dir else text
+        reason = unsafe_reason(body)
+        if reason is not None:
+            raise ValueError(f"root {text!r}: {reason}")
+        return cls(text, path_key(body), is_dir)
+
+    def contains(self, key: tuple[str, ...]) -> bool:
+        """Whether the path with normalised components ``key`` is this root or under it."""
+        n = len(self.key)
+        if self.is_dir:
+            return len(key) > n and key[:n] == self.key
+        return key == self.key
+
+
+def under_any(key: tuple[str, ...], roots: tuple[Root, ...]) -> Root | None:
+    """The first root in ``roots`` that contains ``key``, or None."""
+    for root in roots:
+        if root.contains(key):
+            return root
+    return None
