@@ -33,7 +33,7 @@ from lifeos.agents.api import (
     Usage,
     usage_from_counts,
 )
-from lifeos.agents.providers.openai_compat import _count, post_json_with_retries
+from lifeos.agents.providers.openai_compat import PooledHTTP, _count, post_json_with_retries
 from lifeos.errors import ReasonCode
 
 __all__ = [
@@ -230,7 +230,7 @@ def _check_status(url: str, response: httpx.Response) -> None:
     )
 
 
-class AnthropicProvider:
+class AnthropicProvider(PooledHTTP):
     """An :class:`~lifeos.agents.api.AgentProvider` for the Anthropic Messages API."""
 
     def __init__(
@@ -289,18 +289,6 @@ class AnthropicProvider:
         if self._api_key:
             headers["x-api-key"] = self._api_key
         return headers
-
-    def _http(self) -> httpx.Client:
-        """One client per provider, so calls reuse its connections."""
-        if self._client is None:
-            self._client = httpx.Client(transport=self._transport, headers=self._headers())
-        return self._client
-
-    def close(self) -> None:
-        """Close the provider's connections."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
 
     def call(self, request: AgentCall) -> AgentResponse:
         """Answer ``request`` with one message, retrying transient failures.

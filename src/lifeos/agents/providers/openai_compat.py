@@ -282,7 +282,28 @@ def post_json_with_retries(
     return payload, (clock() - start) * 1000.0
 
 
-class OpenAICompatProvider:
+class PooledHTTP:
+    """One ``httpx.Client`` per provider, made on first use, so calls reuse connections."""
+
+    _transport: httpx.BaseTransport | None
+    _client: httpx.Client | None
+
+    def _headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _http(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(transport=self._transport, headers=self._headers())
+        return self._client
+
+    def close(self) -> None:
+        """Close the provider's connections."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+class OpenAICompatProvider(PooledHTTP):
     """An :class:`~lifeos.agents.api.AgentProvider` for OpenAI-compatible servers."""
 
     def __init__(
@@ -333,18 +354,6 @@ class OpenAICompatProvider:
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         return headers
-
-    def _http(self) -> httpx.Client:
-        """One client per provider, so calls reuse its connections."""
-        if self._client is None:
-            self._client = httpx.Client(transport=self._transport, headers=self._headers())
-        return self._client
-
-    def close(self) -> None:
-        """Close the provider's connections."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
 
     def call(self, request: AgentCall) -> AgentResponse:
         """Answer ``request`` with one chat completion, retrying transient failures.
