@@ -45,49 +45,128 @@ _SECRET_KEYS = re.compile(r"^(api_?key|password|passwd|secret|token|auth_token)$
 _URL_CREDENTIALS = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]*@", re.I)
 
 
-def _models() -> Any:
-    """Build the pydantic models on first use (pydantic is not on the CLI's start path)."""
-    from typing import Literal
+class _Invalid(Exception):
+    """A value that does not fit: where (the key path) and what is wrong."""
 
-    from pydantic import BaseModel, ConfigDict, Field
+    def __init__(self, loc: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
 
-    class Section(BaseModel):
-        model_config = ConfigDict(extra="forbid", strict=True)
 
-    class Backlog(Section):
-        path: str = "config/backlog.yaml"
-        max_wip: int = Field(default=2, ge=1)
+_PROVIDERS = ("openai", "anthropic", "replay", "command", "opencode")
+_FORMATS = ("opencode", "claude", "codex", "text")
+_PRICES = ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok")
 
-    class Pricing(Section):
-        input_per_mtok: float = Field(default=0.0, ge=0)
-        output_per_mtok: float = Field(default=0.0, ge=0)
-        cache_read_per_mtok: float = Field(default=0.0, ge=0)
-        cache_write_per_mtok: float = Field(default=0.0, ge=0)
 
-    class Model(Section):
-        provider: Literal["openai", "anthropic", "replay", "command", "opencode"]
-        model: str | None = None
-        endpoint: str | None = None
-        api_key_env: str | None = None
-        pricing: Pricing | None = None
-        cassette: str | None = None
-        command: list[str] | None = None
-        format: Literal["opencode", "claude", "codex", "text"] = "text"
-        timeout_s: float = Field(default=120.0, gt=0)
-        max_tokens: int | None = Field(default=None, ge=1)
+def _mapping(value: Any, loc: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Invalid(loc, "should be a mapping")
+    return value
 
-    class Config(Section):
-        version: Literal[1] = 1
-        store: str | None = None
-        models: dict[str, Model] = Field(default_factory=dict)
-        policy: dict[str, Any] | None = None
-        budget: dict[str, Any] = Field(default_factory=dict)
-        spine: dict[str, Any] = Field(default_factory=dict)
-        backlog: Backlog = Field(default_factory=Backlog)
-        commands: dict[str, str | list[str]] = Field(default_factory=dict)
-        evidence: dict[str, Any] = Field(default_factory=dict)
 
-    return Config
+def _known(value: dict[str, Any], allowed: tuple[str, ...], loc: tuple[str, ...]) -> None:
+    for key in value:
+        if key not in allowed:
+            raise _Invalid((*loc, str(key)), "unknown key")
+
+
+def _str(value: Any, loc: tuple[str, ...], optional: bool = True) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise _Invalid(loc, "should be a valid string")
+    return value
+
+
+def _int(value: Any, loc: tuple[str, ...], minimum: int | None = None) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _Invalid(loc, "should be a valid integer")
+    if minimum is not None and value < minimum:
+        raise _Invalid(loc, f"should be greater than or equal to {minimum}")
+    return value
+
+
+def _number(value: Any, loc: tuple[str, ...], *, above: float | None = None) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise _Invalid(loc, "should be a valid number")
+    if above is not None and not value > above:
+        raise _Invalid(loc, f"should be greater than {above:g}")
+    if value < 0:
+        raise _Invalid(loc, "should be greater than or equal to 0")
+    return float(value)
+
+
+def _one_of(value: Any, choices: tuple[str, ...], loc: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise _Invalid(loc, f"should be one of {', '.join(choices)}")
+    return str(value)
+
+
+def _model(value: Any, loc: tuple[str, ...]) -> dict[str, Any]:
+    spec = _mapping(value, loc)
+    allowed = (
+        "provider", "model", "endpoint", "api_key_env", "pricing", "cassette", "command",
+        "format", "timeout_s", "max_tokens",
+    )  # fmt: skip
+    _known(spec, allowed, loc)
+    if "provider" not in spec:
+        raise _Invalid((*loc, "provider"), "required key is missing")
+    pricing = spec.get("pricing")
+    if pricing is not None:
+        prices = _mapping(pricing, (*loc, "pricing"))
+        _known(prices, _PRICES, (*loc, "pricing"))
+        pricing = {k: _number(prices.get(k, 0.0), (*loc, "pricing", k)) for k in _PRICES}
+    command = spec.get("command")
+    if command is not None and (
+        not isinstance(command, list) or not all(isinstance(c, str) for c in command)
+    ):
+        raise _Invalid((*loc, "command"), "should be a list of strings")
+    max_tokens = spec.get("max_tokens")
+    return {
+        "api_key_env": _str(spec.get("api_key_env"), (*loc, "api_key_env")),
+        "cassette": _str(spec.get("cassette"), (*loc, "cassette")),
+        "command": command,
+        "endpoint": _str(spec.get("endpoint"), (*loc, "endpoint")),
+        "format": _one_of(spec.get("format", "text"), _FORMATS, (*loc, "format")),
+        "max_tokens": None if max_tokens is None else _int(max_tokens, (*loc, "max_tokens"), 1),
+        "model": _str(spec.get("model"), (*loc, "model")),
+        "pricing": pricing,
+        "provider": _one_of(spec["provider"], _PROVIDERS, (*loc, "provider")),
+        "timeout_s": _number(spec.get("timeout_s", 120.0), (*loc, "timeout_s"), above=0),
+    }
+
+
+def _validate(data: dict[str, Any]) -> dict[str, Any]:
+    """The effective settings: every section checked, defaults filled in."""
+    if data.get("version", 1) != 1 or isinstance(data.get("version"), bool):
+        raise _Invalid(("version",), "should be 1")
+    backlog = _mapping(data.get("backlog") or {}, ("backlog",))
+    _known(backlog, ("path", "max_wip"), ("backlog",))
+    commands = _mapping(data.get("commands") or {}, ("commands",))
+    for name, command in commands.items():
+        if not isinstance(command, str) and not (
+            isinstance(command, list) and all(isinstance(c, str) for c in command)
+        ):
+            raise _Invalid(("commands", str(name)), "should be a string or a list of strings")
+    policy = data.get("policy")
+    if policy is not None:
+        _mapping(policy, ("policy",))
+    models = _mapping(data.get("models") or {}, ("models",))
+    return {
+        "backlog": {
+            "max_wip": _int(backlog.get("max_wip", 2), ("backlog", "max_wip"), 1),
+            "path": _str(backlog.get("path", "config/backlog.yaml"), ("backlog", "path"), False),
+        },
+        "budget": _mapping(data.get("budget") or {}, ("budget",)),
+        "commands": commands,
+        "evidence": _mapping(data.get("evidence") or {}, ("evidence",)),
+        "models": {str(role): _model(spec, ("models", str(role))) for role, spec in models.items()},
+        "policy": policy,
+        "spine": _mapping(data.get("spine") or {}, ("spine",)),
+        "store": _str(data.get("store"), ("store",)),
+        "version": 1,
+    }
 
 
 @dataclass
@@ -179,9 +258,7 @@ def load_config(
     Raises:
         ConfigError: the file does not parse or validate (file, line and key named).
     """
-    from pydantic import ValidationError
-
-    from lifeos.yamlio import YamlDocument, load_yaml_file, validation_message
+    from lifeos.yamlio import YamlDocument, load_yaml_file
 
     source = find_config(repo_root, explicit)
     doc = load_yaml_file(source, ConfigError) if source else YamlDocument({}, "(defaults)")
@@ -206,15 +283,15 @@ def load_config(
                 "key 'store' carries credentials; put the URL in LIFEOS_STORE_URL instead"
             )
     try:
-        model = _models().model_validate(data)
-    except ValidationError as exc:
-        message = validation_message(exc, doc, data)
-        loc = [str(p) for p in exc.errors(include_url=False)[0]["loc"]]
-        var = "LIFEOS_" + "_".join(loc[:2]).upper()
+        effective = _validate(data)
+    except _Invalid as exc:
+        line = doc.line_of(exc.loc)
+        where = f"{doc.source}:{line}" if line and exc.loc[0] in raw else doc.source
+        message = f"{where}: key '{'.'.join(exc.loc)}': {exc.message}"
+        var = "LIFEOS_" + "_".join(exc.loc[:2]).upper()
         if var in overrides:
             message += f" (set by {var})"
         raise ConfigError(message) from None
-    effective = model.model_dump(mode="json")
     return LoadedConfig(data=effective, source=source, overrides=overrides)
 
 
