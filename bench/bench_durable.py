@@ -102,43 +102,12 @@ RAW_PAYLOAD = "x" * 200
 
 
 def _workflow(effect: bool = False) -> WorkflowDefinition:
-    first = (
-        StepSpec("set", "runtime", {"operation": "bench_effect", "path": "status"})
-        if effect
-        else StepSpec("set", "runtime", {"operation": "set", "path": "status", "value": "running"})
-    )
-    return WorkflowDefinition(
-        id="bench-durable" + ("-effect" if effect else ""),
-        steps=[
-            first,
-            StepSpec(
-                "append", "runtime", {"operation": "append", "path": "log", "value": "started"}
-            ),
-            StepSpec(
-                "add",
-                "runtime",
-                {
-                    "operation": "calc",
-                    "path": "total",
-                    "op": "add",
-                    "args": [{"path": "a"}, {"path": "b"}],
-                },
-            ),
-            StepSpec(
-                "mul",
-                "runtime",
-                {
-                    "operation": "calc",
-                    "path": "product",
-                    "op": "mul",
-                    "args": [{"path": "total"}, 3],
-                },
-            ),
-            StepSpec(
-                "set-from", "runtime", {"operation": "set", "path": "result", "from": "product"}
-            ),
-        ],
-    )
+    from bench_engine import workflow
+
+    steps = workflow().steps
+    if effect:
+        steps[0] = StepSpec("set", "runtime", {"operation": "bench_effect", "path": "status"})
+    return WorkflowDefinition(id="bench-durable" + ("-effect" if effect else ""), steps=steps)
 
 
 class _Effect(Operation):

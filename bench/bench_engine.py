@@ -48,7 +48,8 @@ EXPECTED_FINAL: dict[str, Any] = {
 }
 
 
-def _workflow() -> WorkflowDefinition:
+def workflow() -> WorkflowDefinition:
+    """The five state-mutation steps every step-cost benchmark runs."""
     return WorkflowDefinition(
         id="bench-engine",
         steps=[
@@ -99,14 +100,14 @@ def _time_runs(call: Callable[[], object], runs: int) -> list[float]:
 
 def _lifeos_call() -> Callable[[], object]:
     orchestrator = Orchestrator()
-    workflow = _workflow()
+    wf = workflow()
     ctx = ExecutionContext(initial_state=copy.deepcopy(INITIAL_STATE))
-    result = orchestrator.run_workflow(workflow, ctx)
+    result = orchestrator.run_workflow(wf, ctx)
     if result.status != "completed" or result.final_state != EXPECTED_FINAL:
         raise RuntimeError(f"LifeOS workflow did not run as expected: {result.to_dict()}")
 
     def call() -> object:
-        return orchestrator.run_workflow(workflow, ctx)
+        return orchestrator.run_workflow(wf, ctx)
 
     return call
 
