@@ -57,6 +57,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench_engine import EXPECTED_FINAL, INITIAL_STATE, langgraph_graph, workflow
 from lifeos.clock import SystemClock
 from lifeos.durable import StoreRecorder, run_recorded
 from lifeos.engine import (
@@ -83,27 +84,10 @@ TARGET_FSYNCS = 1.0
 TARGET_RAW_RATIO = 2.0
 TARGET_LANGGRAPH_RATIO = 3.0
 
-INITIAL_STATE: dict[str, Any] = {
-    "a": 2,
-    "b": 3,
-    "log": [],
-    "status": "idle",
-    "user": {"name": "bench"},
-}
-EXPECTED_FINAL: dict[str, Any] = {
-    **INITIAL_STATE,
-    "log": ["started"],
-    "status": "running",
-    "total": 5,
-    "product": 15,
-    "result": 15,
-}
 RAW_PAYLOAD = "x" * 200
 
 
 def _workflow(effect: bool = False) -> WorkflowDefinition:
-    from bench_engine import workflow
-
     steps = workflow().steps
     if effect:
         steps[0] = StepSpec("set", "runtime", {"operation": "bench_effect", "path": "status"})
@@ -192,8 +176,6 @@ class _LangGraph:
 
     def __init__(self, directory: Path, durability: str = "sync") -> None:
         from langgraph.checkpoint.sqlite import SqliteSaver
-
-        from bench_engine import langgraph_graph
 
         graph = langgraph_graph()
 

@@ -33,7 +33,7 @@ from lifeos.agents.api import (
     Usage,
     usage_from_counts,
 )
-from lifeos.agents.providers.openai_compat import PooledHTTP, _count, post_json_with_retries
+from lifeos.agents.providers.openai_compat import PooledHTTP, _count
 from lifeos.errors import ReasonCode
 
 __all__ = [
@@ -263,16 +263,9 @@ class AnthropicProvider(PooledHTTP):
             sleep: Waits between attempts.
             anthropic_version: Sent as the ``anthropic-version`` header.
         """
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self._api_key = api_key
-        self._transport = transport
-        self._client: httpx.Client | None = None
-        self.timeout_s = timeout_s
-        self.max_retries = max(1, max_retries)
-        self.pricing = dict(pricing) if pricing else None
-        self._clock = clock
-        self._sleep = sleep
+        super().__init__(
+            base_url, model, api_key, transport, timeout_s, max_retries, pricing, clock, sleep
+        )
         self.anthropic_version = anthropic_version
 
     @property
@@ -303,15 +296,8 @@ class AnthropicProvider(PooledHTTP):
             AgentTimeout: The provider did not answer within the timeout.
             AgentError: Any other provider failure, with its reason and retryability.
         """
-        payload, latency_ms = post_json_with_retries(
-            self.url,
-            messages_request(request, self.model),
-            client=self._http(),
-            timeout=min(self.timeout_s, request.timeout_s),
-            max_retries=self.max_retries,
-            clock=self._clock,
-            sleep=self._sleep,
-            check_status=_check_status,
+        payload, latency_ms = self._post(
+            messages_request(request, self.model), request, _check_status
         )
         response = parse_messages_response(payload, latency_ms)
         return dataclasses.replace(response, usage=response.usage.priced(self.pricing))

@@ -283,13 +283,57 @@ def post_json_with_retries(
 
 
 class PooledHTTP:
-    """One ``httpx.Client`` per provider, made on first use, so calls reuse connections."""
+    """What the HTTP providers share: their settings, one ``httpx.Client`` made on first
+    use (so calls reuse connections), and the retrying JSON POST."""
 
-    _transport: httpx.BaseTransport | None
-    _client: httpx.Client | None
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None,
+        api_key: str | None,
+        transport: httpx.BaseTransport | None,
+        timeout_s: float,
+        max_retries: int,
+        pricing: Mapping[str, float] | None,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self._api_key = api_key
+        self._transport = transport
+        self._client: httpx.Client | None = None
+        self.timeout_s = timeout_s
+        self.max_retries = max(1, max_retries)
+        self.pricing = dict(pricing) if pricing else None
+        self._clock = clock
+        self._sleep = sleep
+
+    @property
+    def url(self) -> str:
+        """The endpoint calls are posted to."""
+        raise NotImplementedError
 
     def _headers(self) -> dict[str, str]:
         raise NotImplementedError
+
+    def _post(
+        self,
+        body: dict[str, Any],
+        request: AgentCall,
+        check_status: Callable[[str, httpx.Response], None] = _check_status,
+    ) -> tuple[Any, float]:
+        """POST ``body`` to ``url`` within the call's deadline; the JSON and the latency."""
+        return post_json_with_retries(
+            self.url,
+            body,
+            client=self._http(),
+            timeout=min(self.timeout_s, request.timeout_s),
+            max_retries=self.max_retries,
+            clock=self._clock,
+            sleep=self._sleep,
+            check_status=check_status,
+        )
 
     def _http(self) -> httpx.Client:
         if self._client is None:
@@ -333,16 +377,9 @@ class OpenAICompatProvider(PooledHTTP):
             clock: Seconds, for latency and the deadline.
             sleep: Waits between attempts.
         """
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self._api_key = api_key
-        self._transport = transport
-        self._client: httpx.Client | None = None
-        self.timeout_s = timeout_s
-        self.max_retries = max(1, max_retries)
-        self.pricing = dict(pricing) if pricing else None
-        self._clock = clock
-        self._sleep = sleep
+        super().__init__(
+            base_url, model, api_key, transport, timeout_s, max_retries, pricing, clock, sleep
+        )
 
     @property
     def url(self) -> str:
@@ -368,14 +405,6 @@ class OpenAICompatProvider(PooledHTTP):
             AgentTimeout: The provider did not answer within the timeout.
             AgentError: Any other provider failure, with its reason and retryability.
         """
-        payload, latency_ms = post_json_with_retries(
-            self.url,
-            chat_request(request, self.model),
-            client=self._http(),
-            timeout=min(self.timeout_s, request.timeout_s),
-            max_retries=self.max_retries,
-            clock=self._clock,
-            sleep=self._sleep,
-        )
+        payload, latency_ms = self._post(chat_request(request, self.model), request)
         response = parse_chat_response(payload, latency_ms)
         return dataclasses.replace(response, usage=response.usage.priced(self.pricing))
