@@ -57,12 +57,36 @@ def repo() -> RepoContext:
     return detect_repo(Path.cwd())
 
 
-@functools.lru_cache(maxsize=8)
 def load_settings(root: Path, config_path: str | None) -> LoadedConfig:
-    """Load lifeos.yaml (or the ``--config`` file) for ``root`` (once per process)."""
+    """Load lifeos.yaml (or the ``--config`` file) for ``root``.
+
+    Loaded once per file version: a command that asks several times reads it once, and
+    a changed file (or a changed environment) is read again.
+    """
+    import os
+
+    from lifeos.config import CONFIG_FILE
+
+    path = Path(config_path) if config_path else root / CONFIG_FILE
+    try:
+        st = path.stat()
+        stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = None
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("LIFEOS_")))
+    return _load_settings(root, config_path, stamp, env)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_settings(
+    root: Path,
+    config_path: str | None,
+    stamp: tuple[int, int] | None,
+    env: tuple[tuple[str, str], ...],
+) -> LoadedConfig:
     from lifeos.config import load_config
 
-    return load_config(root, Path(config_path) if config_path else None)
+    return load_config(root, Path(config_path) if config_path else None, dict(env))
 
 
 def result_exit_code(result: OrchestrationResult) -> int:
