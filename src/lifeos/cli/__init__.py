@@ -109,11 +109,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("interrupted")
         return 130
-    except Exception as exc:
-        if type(exc).__module__ != "sqlite3":
-            raise
-        _say(f"the store cannot be read: {exc} [{ReasonCode.STORE_UNAVAILABLE.value}]")
-        return 2
     return rv if isinstance(rv, int) else 0
 
 

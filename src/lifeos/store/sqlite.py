@@ -9,13 +9,15 @@ timeout instead of interleaving — which is what keeps the ledger's chain linea
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lifeos.canonical import canonical_json, canonical_text, stable_uuid
 from lifeos.clock import Clock, iso
@@ -34,6 +36,8 @@ from lifeos.store.base import (
 )
 
 __all__ = ["GENESIS_HASH", "MIGRATIONS", "SQLiteStore"]
+
+_T = TypeVar("_T")
 
 GENESIS_HASH = "0" * 64
 APPLICATION = "lifeos"
@@ -218,6 +222,28 @@ def _checkpoint(row: sqlite3.Row) -> CheckpointRecord:
     )
 
 
+def _sqlite_errors_as_store_errors(cls: type[_T]) -> type[_T]:
+    """Map sqlite3 errors raised by any public method to StoreError, at the boundary.
+
+    (The generator methods map the errors raised while they are iterated themselves.)
+    """
+    for name, fn in list(vars(cls).items()):
+        if name.startswith("_") or not inspect.isfunction(fn) or inspect.isgeneratorfunction(fn):
+            continue
+
+        def wrapped(*args: Any, __fn: Callable[..., Any] = fn, **kwargs: Any) -> Any:
+            try:
+                return __fn(*args, **kwargs)
+            except sqlite3.Error as exc:
+                store = args[0]
+                raise StoreError(f"{store.path}: {exc}") from None
+
+        functools.update_wrapper(wrapped, fn)
+        setattr(cls, name, wrapped)
+    return cls
+
+
+@_sqlite_errors_as_store_errors
 class SQLiteStore:
     """The embedded store (``.lifeos/lifeos.db`` by default)."""
 
