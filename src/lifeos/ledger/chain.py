@@ -18,13 +18,13 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lifeos.canonical import canonical_json
 from lifeos.errors import LifeOSError, ReasonCode
-from lifeos.ledger.merkle import consistency_proof, inclusion_proof, root
+from lifeos.ledger.merkle import inclusion_proof, root
 from lifeos.ledger.note import (
     NoteError,
     ParseError,
@@ -68,7 +68,6 @@ class VerifyReport:
     first_bad_seq: int | None = None
     reason_code: str | None = None
     message: str = "ledger verified"
-    details: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict."""
@@ -100,15 +99,6 @@ def _entry_seq(entry: bytes) -> int | None:
     end = entry.find(b",", k + len(_SEQ))
     digits = entry[k + len(_SEQ) : end]
     return int(digits) if digits.isdigit() else None
-
-
-def _index_matches(entry: bytes, type_: str, run_id: str | None) -> bool:
-    """Whether the indexed columns say what the hashed entry says (see the canonical layout)."""
-    if not entry.endswith(b',"type":' + canonical_json(type_) + b"}"):
-        return False
-    k = entry.rfind(b',"run_id":')
-    end = entry.rfind(_SEQ)
-    return k >= 0 and entry[k + 10 : end] == canonical_json(run_id)
 
 
 Row = tuple[int, bytes, str | None] | tuple[int, bytes, str | None, str, str | None]
@@ -440,11 +430,6 @@ def prove_inclusion(store: Store, seq: int, size: int | None = None) -> dict[str
         "seq": seq,
         "tree_size": len(leaves),
     }
-
-
-def prove_consistency(store: Store, size1: int, size2: int) -> list[str]:
-    """An RFC 6962 consistency proof between two tree sizes."""
-    return [p.hex() for p in consistency_proof(_leaves(store, size2), size1, size2)]
 
 
 def export_ledger(store: Store, path: Path) -> int:
