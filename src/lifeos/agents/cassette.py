@@ -13,9 +13,7 @@ file does not matter. Cassettes never hold secrets: request headers are not kept
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from typing import Any
 from lifeos.agents.api import ReplayMiss
 from lifeos.canonical import canonical_text, sha256_hex
 from lifeos.errors import InputError
+from lifeos.fsutil import atomic_write
 
 __all__ = ["FORMAT_VERSION", "Cassette", "Normaliser", "Recording", "request_key"]
 
@@ -233,12 +232,4 @@ class Cassette:
         with self._lock:
             for key in sorted(self.recordings):
                 lines.extend(canonical_text(r.to_dict()) for r in self.recordings[key])
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write("\n".join(lines) + "\n")
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, ("\n".join(lines) + "\n").encode("utf-8"))

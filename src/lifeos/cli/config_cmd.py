@@ -87,10 +87,9 @@ def init(force: bool) -> int:
     Also creates the store in .lifeos/ and, on first use, the repository's Ed25519 key
     pair: the private key in .lifeos/ (mode 0600) and the public key as lifeos.pub.
     """
-    import os
-    import tempfile
 
     from lifeos.config import CONFIG_FILE, starter_config
+    from lifeos.fsutil import atomic_write
 
     where = repo()
     root = where.root
@@ -100,19 +99,7 @@ def init(force: bool) -> int:
         click.echo(f"{target} exists; left as it is (--force overwrites it)")
         _init_store_and_keys()
         return 0
-    fd, tmp = tempfile.mkstemp(prefix=".lifeos.yaml.", dir=root)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(starter_config())
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; this file is committed
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(target, starter_config().encode("utf-8"))
     click.echo(f"wrote {target}")
     _init_store_and_keys()
     return 0

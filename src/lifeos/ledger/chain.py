@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 from lifeos.canonical import canonical_json
 from lifeos.errors import LifeOSError, ReasonCode
+from lifeos.fsutil import atomic_write
 from lifeos.ledger.merkle import inclusion_proof, root
 from lifeos.ledger.note import (
     NoteError,
@@ -440,29 +440,15 @@ def export_ledger(store: Store, path: Path) -> int:
     """
     count = 0
 
-    def write(target: Path, chunks: Iterable[bytes]) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                for chunk in chunks:
-                    fh.write(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-
     def lines() -> Iterable[bytes]:
         nonlocal count
         for row in store.ledger_rows():
             count += 1
             yield row["entry"] + b"\n"
 
-    write(path, lines())
+    atomic_write(path, lines())
     notes = [c["note"] for c in store.list_signed_checkpoints()]
-    write(path.with_name(path.name + ".notes"), ["\f\n".join(notes).encode("utf-8")])
+    atomic_write(path.with_name(path.name + ".notes"), "\f\n".join(notes).encode("utf-8"))
     return count
 
 
