@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -180,18 +179,18 @@ def test_root_refuses_leaf_hashes_that_are_not_32_bytes(bad: object) -> None:
         root([RFC_HASHES[0], bad])  # type: ignore[list-item]
 
 
-@pytest.mark.slow
-def test_root_of_a_million_leaves_is_fast() -> None:
-    hashes = [i.to_bytes(32, "big") for i in range(1_000_000)]
-    best = float("inf")
-    for _ in range(2):  # best of two, so one scheduler hiccup does not fail the test
-        start = time.perf_counter()
-        result = root(hashes)
-        best = min(best, time.perf_counter() - start)
-        if best < 2.0:
-            break
-    assert len(result) == 32
-    assert best < 2.0, f"root() over 1M leaves took {best:.2f}s"
+def test_root_of_a_large_tree_matches_the_recursive_definition() -> None:
+    """The iterative root() agrees with RFC 6962's recursive MTH on a large, ragged tree
+    (speed is measured by bench/bench_ledger.py, never asserted here)."""
+    hashes = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range((1 << 17) + 5)]
+
+    def mth(lo: int, hi: int) -> bytes:
+        if hi - lo == 1:
+            return hashes[lo]
+        k = 1 << ((hi - lo - 1).bit_length() - 1)
+        return hashlib.sha256(b"\x01" + mth(lo, lo + k) + mth(lo + k, hi)).digest()
+
+    assert root(hashes) == mth(0, len(hashes))
 
 
 # --- proofs over the test tree ------------------------------------------------
