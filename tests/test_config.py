@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lifeos.config import CONFIG_FILE, SECTIONS, find_config, load_config, starter_config
+from lifeos.config import (
+    CONFIG_FILE,
+    SECTIONS,
+    find_config,
+    load_config,
+    starter_config,
+    validate_budget,
+)
 from lifeos.errors import ConfigError, ReasonCode
 
 DEFAULTS = {
@@ -75,7 +82,7 @@ def test_full_config(tmp_path: Path) -> None:
         "version: 1\n"
         "store: .lifeos/other.db\n"
         "models:\n  builder:\n    provider: openai\n    api_key_env: OPENAI_API_KEY\n"
-        "budget: {run_tokens: 1000}\n"
+        "budget: {tokens: 1000}\n"
         "backlog:\n  path: tasks.yaml\n  max_wip: 3\n"
         "commands:\n  test: [python, -m, pytest]\n  lint: ruff check\n",
     )
@@ -86,7 +93,7 @@ def test_full_config(tmp_path: Path) -> None:
     assert builder["model"] is None and builder["timeout_s"] == 120.0
     assert cfg.data["backlog"] == {"path": "tasks.yaml", "max_wip": 3}
     assert cfg.data["commands"] == {"test": ["python", "-m", "pytest"], "lint": "ruff check"}
-    assert cfg.data["budget"] == {"run_tokens": 1000}
+    assert cfg.data["budget"] == {"tokens": 1000}
 
 
 def test_unknown_top_level_key_names_key_and_line(tmp_path: Path) -> None:
@@ -222,14 +229,12 @@ def test_env_overrides_applied_and_listed(tmp_path: Path) -> None:
 
 
 def test_env_override_without_a_file(tmp_path: Path) -> None:
-    cfg = load_config(
-        tmp_path, env={"LIFEOS_BACKLOG_MAX_WIP": "4", "LIFEOS_BUDGET_RUN_TOKENS": "9"}
-    )
+    cfg = load_config(tmp_path, env={"LIFEOS_BACKLOG_MAX_WIP": "4", "LIFEOS_BUDGET_TOKENS": "9"})
     assert cfg.source is None
     assert cfg.data["backlog"]["max_wip"] == 4
     assert cfg.data["backlog"]["path"] == "config/backlog.yaml"
-    assert cfg.data["budget"] == {"run_tokens": 9}
-    assert cfg.overrides == ["LIFEOS_BACKLOG_MAX_WIP", "LIFEOS_BUDGET_RUN_TOKENS"]
+    assert cfg.data["budget"] == {"tokens": 9}
+    assert cfg.overrides == ["LIFEOS_BACKLOG_MAX_WIP", "LIFEOS_BUDGET_TOKENS"]
 
 
 def test_env_override_is_still_validated(tmp_path: Path) -> None:
@@ -243,8 +248,8 @@ def test_invalid_env_override_names_the_key(tmp_path: Path) -> None:
 
 
 def test_env_override_into_a_non_mapping_section(tmp_path: Path) -> None:
-    msg = _refused(tmp_path, "budget: 3\n", env={"LIFEOS_BUDGET_RUN_TOKENS": "9"})
-    assert "LIFEOS_BUDGET_RUN_TOKENS" in msg
+    msg = _refused(tmp_path, "budget: 3\n", env={"LIFEOS_BUDGET_TOKENS": "9"})
+    assert "LIFEOS_BUDGET_TOKENS" in msg
     assert "budget" in msg
 
 
@@ -289,3 +294,100 @@ def test_non_utf8_config(tmp_path: Path) -> None:
     path = tmp_path / CONFIG_FILE
     msg = _refused(tmp_path, b"version: 1\nstore: \xff\xfe\n")
     assert msg.startswith(f"{path}: cannot read")
+
+
+# -- budget: ------------------------------------------------------------------------
+
+
+def test_budget_keys_are_checked_and_normalised(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "budget:\n  tokens: 1000\n  cost_usd: 2\n  calls: 0\n  wall_s: 90.5\n"
+        "  daily_cost_usd: 20\n  daily_tokens: 50000\n  warn_at: 1\n",
+    )
+    cfg = load_config(tmp_path, env={})
+    assert cfg.data["budget"] == {
+        "tokens": 1000,
+        "cost_usd": 2.0,
+        "calls": 0,
+        "wall_s": 90.5,
+        "daily_cost_usd": 20.0,
+        "daily_tokens": 50000,
+        "warn_at": 1.0,
+    }
+
+
+def test_budget_null_values_set_no_cap(tmp_path: Path) -> None:
+    _write(tmp_path, "budget:\n  tokens: null\n  cost_usd: 1.5\n")
+    assert load_config(tmp_path, env={}).data["budget"] == {"cost_usd": 1.5}
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "problem"),
+    [
+        ("budget:\n  tokens: -1\n", 2, "budget.tokens", "greater than or equal to 0"),
+        ("budget:\n  tokens: 1.5\n", 2, "budget.tokens", "valid integer"),
+        ("budget:\n  calls: true\n", 2, "budget.calls", "valid integer"),
+        ("budget:\n  daily_tokens: lots\n", 2, "budget.daily_tokens", "valid integer"),
+        ("budget:\n  cost_usd: -0.5\n", 2, "budget.cost_usd", "greater than or equal to 0"),
+        ("budget:\n  cost_usd: two\n", 2, "budget.cost_usd", "valid number"),
+        ("budget:\n  warn_at: 0\n", 2, "budget.warn_at", "greater than 0 and at most 1"),
+        ("budget:\n  warn_at: 1.5\n", 2, "budget.warn_at", "greater than 0 and at most 1"),
+        ("budget:\n  tokens: 5\n  run_tokens: 5\n", 3, "budget.run_tokens", "unknown key"),
+        ("budget: [1, 2]\n", 1, "budget", "should be a mapping"),
+    ],
+)
+def test_bad_budget_values_name_file_line_and_key(
+    tmp_path: Path, text: str, line: int, key: str, problem: str
+) -> None:
+    path = tmp_path / CONFIG_FILE
+    msg = _refused(tmp_path, text)
+    assert msg.startswith(f"{path}:{line}: key '{key}': ")
+    assert problem in msg
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_validate_budget_refuses_non_finite_amounts(value: float) -> None:
+    # The YAML loader already refuses .nan and .inf; a mapping built in code is checked too.
+    with pytest.raises(ConfigError) as info:
+        validate_budget({"wall_s": value})
+    assert info.value.reason is ReasonCode.CONFIG_INVALID
+    assert info.value.message == "key 'budget.wall_s': should be a finite number"
+
+
+def test_validate_budget_outside_a_file() -> None:
+    assert validate_budget(None) == {}
+    assert validate_budget({"calls": 3, "warn_at": 0.5}) == {"calls": 3, "warn_at": 0.5}
+    with pytest.raises(ConfigError) as info:
+        validate_budget({"tokens": -1})
+    assert info.value.one_line() == (
+        "key 'budget.tokens': should be greater than or equal to 0 [CONFIG_INVALID]"
+    )
+
+
+def test_bad_budget_override_names_the_variable(tmp_path: Path) -> None:
+    msg = _refused(tmp_path, None, env={"LIFEOS_BUDGET_COST_USD": "-2"})
+    assert "key 'budget.cost_usd': should be greater than or equal to 0" in msg
+    assert msg.endswith("(set by LIFEOS_BUDGET_COST_USD)")
+
+
+def test_budget_override_is_typed(tmp_path: Path) -> None:
+    cfg = load_config(tmp_path, env={"LIFEOS_BUDGET_DAILY_COST_USD": "12.5"})
+    assert cfg.data["budget"] == {"daily_cost_usd": 12.5}
+    assert cfg.overrides == ["LIFEOS_BUDGET_DAILY_COST_USD"]
+
+
+def test_starter_config_budget_example_validates(tmp_path: Path) -> None:
+    lines = starter_config().splitlines()
+    start = lines.index("budget: {}")
+    example = ["budget:"]
+    for text in lines[start + 1 :]:
+        if not text.startswith("#  "):
+            break
+        example.append("  " + text[3:].split("#", 1)[0].rstrip())
+    _write(tmp_path, "\n".join(example) + "\n")
+    budget = load_config(tmp_path, env={}).data["budget"]
+    assert set(budget) == {
+        "tokens", "cost_usd", "calls", "wall_s", "daily_cost_usd", "daily_tokens", "warn_at"
+    }  # fmt: skip

@@ -11,6 +11,7 @@ given as the name of an environment variable (``api_key_env``).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -21,12 +22,14 @@ from typing import Any
 from lifeos.errors import ConfigError, ReasonCode
 
 __all__ = [
+    "BUDGET_KEYS",
     "CONFIG_FILE",
     "SECTIONS",
     "LoadedConfig",
     "find_config",
     "load_config",
     "starter_config",
+    "validate_budget",
 ]
 
 CONFIG_FILE = "lifeos.yaml"
@@ -137,6 +140,48 @@ def _model(value: Any, loc: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
+BUDGET_KEYS = ("tokens", "cost_usd", "calls", "wall_s", "daily_cost_usd", "daily_tokens", "warn_at")
+"""The keys of the ``budget:`` section (``lifeos.policy.budget.BudgetCaps`` reads them)."""
+_BUDGET_COUNTS = ("tokens", "calls", "daily_tokens")
+
+
+def _budget(value: Any, loc: tuple[str, ...] = ("budget",)) -> dict[str, Any]:
+    """The ``budget:`` section checked: known keys, counts as integers >= 0, amounts as
+    finite numbers >= 0, ``warn_at`` in (0, 1]. A key that is absent or null sets no cap;
+    only the keys given are returned."""
+    section = _mapping(value, loc)
+    _known(section, BUDGET_KEYS, loc)
+    out: dict[str, Any] = {}
+    for key in BUDGET_KEYS:
+        raw = section.get(key)
+        if raw is None:
+            continue
+        where = (*loc, key)
+        if key in _BUDGET_COUNTS:
+            out[key] = _int(raw, where, 0)
+            continue
+        number = _number(raw, where)
+        if not math.isfinite(number):
+            raise _Invalid(where, "should be a finite number")
+        if key == "warn_at" and not 0 < number <= 1:
+            raise _Invalid(where, "should be greater than 0 and at most 1")
+        out[key] = number
+    return out
+
+
+def validate_budget(value: Any) -> dict[str, Any]:
+    """Check a ``budget:`` section outside a file (see :func:`load_config` for files).
+
+    Raises:
+        ConfigError: ``CONFIG_INVALID``, one line naming the key path
+            (``key 'budget.tokens': should be greater than or equal to 0``).
+    """
+    try:
+        return _budget({} if value is None else value)
+    except _Invalid as exc:
+        raise ConfigError(f"key '{'.'.join(exc.loc)}': {exc.message}") from None
+
+
 def _validate(data: dict[str, Any]) -> dict[str, Any]:
     """The effective settings: every section checked, defaults filled in."""
     if data.get("version", 1) != 1 or isinstance(data.get("version"), bool):
@@ -158,7 +203,7 @@ def _validate(data: dict[str, Any]) -> dict[str, Any]:
             "max_wip": _int(backlog.get("max_wip", 2), ("backlog", "max_wip"), 1),
             "path": _str(backlog.get("path", "config/backlog.yaml"), ("backlog", "path"), False),
         },
-        "budget": _mapping(data.get("budget") or {}, ("budget",)),
+        "budget": _budget(data.get("budget") or {}),
         "commands": commands,
         "evidence": _mapping(data.get("evidence") or {}, ("evidence",)),
         "models": {str(role): _model(spec, ("models", str(role))) for role, spec in models.items()},
@@ -329,10 +374,16 @@ models: {}
 policy:
   profile: code
 
-# Per-run and daily caps on tokens, cost and agent calls.
+# Per-run and daily caps on tokens, cost, agent calls and wall time; a run that
+# would cross one stops with BUDGET_EXCEEDED (exit 5) and resumes once it is raised.
 budget: {}
-#  run_tokens: 200000
-#  run_cost_usd: 2.00
+#  tokens: 200000          # input + output tokens per run
+#  cost_usd: 2.00          # per run, priced from the models' pricing
+#  calls: 50               # agent calls per run
+#  wall_s: 3600            # seconds of running time per run
+#  daily_cost_usd: 20.00   # summed over every run of the (UTC) day, from the ledger
+#  daily_tokens: 2000000
+#  warn_at: 0.8            # warn when a run reaches this fraction of a cap
 
 # LoopSpine: repair attempts, human approvals, the builder and the reviewers.
 spine: {}

@@ -19,6 +19,10 @@ The hierarchy::
         ├── MissionExecutionError    a mission that could not finish
         └── MissionEscalationRequired  a mission that needs a human decision (exit 6)
 
+Also directly under LifeOSError: ``BudgetExceeded`` (a budget cap a call would cross, or
+spend crossed; exit 5) and ``TokenAccountingUnavailable`` (usage unknown while a budget
+cap needs it).
+
 Reason codes are stable strings: add new ones, never rename one.
 """
 
@@ -37,6 +41,7 @@ __all__ = [
     "EXIT_PAUSED",
     "AntiFailurePlanningError",
     "AntiFailureViolation",
+    "BudgetExceeded",
     "CanonicalError",
     "ConfigError",
     "EngineError",
@@ -50,6 +55,7 @@ __all__ = [
     "MissionValidationError",
     "ReasonCode",
     "ResumeError",
+    "TokenAccountingUnavailable",
     "UnknownMissionError",
     "WorkflowDefinitionError",
 ]
@@ -248,3 +254,39 @@ class MissionEscalationRequired(MissionError):
         super().__init__(f"Escalation required: {reason}")
         self.escalation_reason = reason
         self.evidence: dict[str, Any] = dict(evidence or {})
+
+
+class BudgetExceeded(LifeOSError):
+    """A budget cap that the next agent call would cross, or that spend has crossed.
+
+    The run stops before the call (no call is made) and stays resumable: budgets are not
+    covered by the policy hash, so raising the cap in ``lifeos.yaml`` and resuming goes on.
+    ``cap`` is the ``budget:`` key (``tokens``, ``cost_usd``, ``calls``, ``wall_s``,
+    ``daily_tokens``, ``daily_cost_usd``), ``limit`` its value, ``spent`` the spend so far
+    and ``estimate`` what the refused call was expected to add (0 when none applies).
+    """
+
+    default_reason = ReasonCode.BUDGET_EXCEEDED
+    exit_code = EXIT_BUDGET
+
+    def __init__(
+        self,
+        message: str,
+        reason: ReasonCode | None = None,
+        *,
+        cap: str = "",
+        limit: float | None = None,
+        spent: float | None = None,
+        estimate: float | None = None,
+    ) -> None:
+        super().__init__(message, reason)
+        self.cap = cap
+        self.limit = limit
+        self.spent = spent
+        self.estimate = estimate
+
+
+class TokenAccountingUnavailable(LifeOSError):
+    """A call whose tokens or cost are unknown while a budget cap needs them."""
+
+    default_reason = ReasonCode.TOKEN_ACCOUNTING_UNAVAILABLE
