@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from lifeos.errors import ReasonCode
 from lifeos.policy.gate import (
+    DEFAULT_RULES,
     AddOnlyRule,
     AllowlistRule,
     BlockedOperationRule,
@@ -255,3 +259,79 @@ def test_parse_raw_diff() -> None:
     ]
     assert changes[1].score == 100
     assert changes[2].to_dict()["path"] == "-\\xff.py"
+
+
+# --- evaluate's shortcuts give exactly the findings of the plain rule-by-rule pass ----
+
+_MODES = ["000000", "100644", "100755", "120000", "160000", "040000"]
+_PATHS = [
+    "src/a.py",
+    "docs/x.md",
+    "docs/x.txt",
+    "config/c.yaml",
+    "artifacts/review_packets/p.md",
+    "lifeos.yaml",
+    ".git/hooks/x",
+    "src/../x",
+    "scripts/run.sh",
+]
+WIDE = load_policy(
+    {
+        "profile": "seed-v2",
+        "allow_symlinks": True,
+        "max_file_bytes": 10,
+        "protected": ["lifeos.yaml", "docs/x.md"],
+        "allowlist": ["src/", "docs/", "artifacts/review_packets/", "lifeos.yaml"],
+    }
+)
+
+
+@st.composite
+def changes(draw: st.DrawFn) -> Change:
+    status = draw(st.sampled_from(["A", "M", "D", "R", "C", "T"]))
+    old = draw(st.sampled_from(_MODES))
+    new = draw(st.sampled_from(_MODES))
+    sha = draw(st.sampled_from([A, B]))
+    path = draw(st.sampled_from(_PATHS))
+    if status in ("R", "C"):
+        return Change(status, old, new, A, sha, path, draw(st.sampled_from(_PATHS)), 90)
+    return Change(status, old, new, A, sha, path)
+
+
+def _plain(items: list[Change], ctx: RuleContext) -> list[Any]:
+    """The rules applied one by one, no shortcut: what evaluate must equal."""
+    out: list[Any] = []
+    for change in items:
+        for rule in DEFAULT_RULES:
+            if not rule.active(ctx.policy):
+                continue
+            found = rule.check(change, ctx)
+            out.extend(found)
+            if found and rule.terminal:
+                break
+    return out
+
+
+@given(
+    st.lists(changes(), max_size=12),
+    st.sampled_from([SEED, CODE, WIDE]),
+    st.dictionaries(st.sampled_from([A, B]), st.integers(0, 20)),
+)
+@settings(max_examples=400, deadline=None)
+def test_evaluate_matches_plain_rule_order(
+    items: list[Change], policy: Policy, sizes: dict[str, int]
+) -> None:
+    targets = {A: b"../outside", B: b"src/inside"}
+    expected = _plain(items, RuleContext(policy, sizes, targets))
+    assert evaluate(items, RuleContext(policy, sizes, targets)) == expected
+    # Blob information read while the other rules run, merged back in rule order.
+    assert evaluate(items, RuleContext(policy), blobs=lambda: (sizes, targets)) == expected
+
+
+@given(changes(), st.sampled_from([SEED, CODE, WIDE]))
+@settings(max_examples=300, deadline=None)
+def test_a_quiet_rule_finds_nothing(change: Change, policy: Policy) -> None:
+    ctx = RuleContext(policy, {A: 99, B: 99}, {A: b"/abs", B: b"../x"})
+    for rule in DEFAULT_RULES:
+        if rule.quiet_for(policy, change.status, change.old_mode, change.new_mode):
+            assert rule.check(change, ctx) == []

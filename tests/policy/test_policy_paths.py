@@ -8,7 +8,15 @@ from hypothesis import strategies as st
 
 from lifeos.policy.gate import Change, RuleContext, evaluate
 from lifeos.policy.model import load_policy
-from lifeos.policy.paths import IGNORABLE, Root, normalize_component, path_key, unsafe_reason
+from lifeos.policy.paths import (
+    IGNORABLE,
+    Root,
+    RootSet,
+    normalize_component,
+    path_key,
+    under_any,
+    unsafe_reason,
+)
 
 SHA = "1" * 40
 
@@ -145,3 +153,24 @@ def test_any_path_normalising_into_denylist_is_blocked(which: int, path: str) ->
         assert _blocked(path, which)
     if unsafe_reason(path) is not None:
         assert _blocked(path, which)
+
+
+# --- RootSet: the cached matcher answers exactly as under_any does --------------------
+
+_COMPONENTS = st.sampled_from(["a", "b", "docs", "src", "x.md", "A", "lifeos.yaml"])
+_KEYS = st.lists(_COMPONENTS, min_size=1, max_size=4).map(lambda parts: path_key("/".join(parts)))
+_ROOTS = st.lists(
+    st.tuples(st.lists(_COMPONENTS, min_size=1, max_size=3), st.booleans()).map(
+        lambda spec: Root.parse("/".join(spec[0]) + ("/" if spec[1] else ""))
+    ),
+    max_size=6,
+)
+
+
+@given(_ROOTS, st.lists(_KEYS, max_size=30))
+@settings(max_examples=400, deadline=None)
+def test_root_set_matches_under_any(roots: list[Root], keys: list[tuple[str, ...]]) -> None:
+    root_set = RootSet(roots)
+    for key in keys:  # repeated parents exercise the cache
+        assert root_set.first(key) is under_any(key, tuple(roots))
+    assert bool(root_set) == bool(roots)

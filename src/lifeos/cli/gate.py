@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
 from lifeos.cli._common import config_option, json_option, print_json, repo
@@ -39,17 +41,26 @@ def check_cmd(
     """
     from lifeos.cli._common import load_settings
     from lifeos.errors import EXIT_BLOCKED, EXIT_OK, InputError
-    from lifeos.policy.gate import check_change
-    from lifeos.policy.model import resolve_policy
+    from lifeos.policy.gate import judge, read_change
+    from lifeos.threads import in_background
 
     where = repo()
     if not where.in_git:
         raise InputError(f"{where.root}: not inside a git repository")
-    section = None
-    if policy_spec is None:
-        section = load_settings(where.main_root, config_path).policy
-    policy = resolve_policy(policy_spec, section)
-    decision = check_change(where.root, policy, base=base, head=head)
+    # git reads the change (most of the time, for a large one) while the policy loads.
+    change = in_background(lambda: read_change(where.root, base, head), "lifeos-gate-read")
+    try:
+        from lifeos.policy.model import resolve_policy
+
+        section = None
+        if policy_spec is None:
+            section = load_settings(where.main_root, config_path).policy
+        policy = resolve_policy(policy_spec, section)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            change()  # let git finish and its temporary index be removed
+        raise
+    decision = judge(where.root, change(), policy)
     if as_json:
         print_json(decision.to_dict())
     else:

@@ -21,16 +21,24 @@ import os
 import posixpath
 import subprocess
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from lifeos.canonical import sha256_hex, stable_uuid
 from lifeos.clock import Clock, SystemClock, iso
 from lifeos.errors import InputError, ReasonCode
 from lifeos.policy.model import Policy
-from lifeos.policy.paths import Root, normalize_component, path_key, under_any, unsafe_reason
+from lifeos.policy.paths import (
+    Root,
+    RootSet,
+    normalize_component,
+    path_key,
+    under_any,
+    unsafe_reason,
+)
+from lifeos.threads import in_background
 
 __all__ = [
     "DEFAULT_RULES",
@@ -38,12 +46,15 @@ __all__ = [
     "Change",
     "Finding",
     "GateDecision",
+    "ChangeSet",
     "GateError",
     "RuleContext",
     "check_change",
     "evaluate",
     "git_diff_command",
+    "judge",
     "parse_raw_diff",
+    "read_change",
 ]
 
 MODE_SYMLINK = "120000"
@@ -79,9 +90,8 @@ def _display(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One entry of ``git diff --raw``."""
+class Change(NamedTuple):
+    """One entry of ``git diff --raw`` (a named tuple: a large diff builds thousands)."""
 
     status: str
     """A, M, D, R, C or T (the score of R/C is in ``score``)."""
@@ -133,11 +143,20 @@ class Finding:
 
 @dataclass
 class RuleContext:
-    """What rules may need beyond one entry: blob sizes and symlink targets."""
+    """What rules may need beyond one entry: blob sizes, symlink targets, and the
+    policy's root lists as :class:`RootSet` (built once per evaluation)."""
 
     policy: Policy
     sizes: Mapping[str, int] = field(default_factory=dict)
     link_targets: Mapping[str, bytes] = field(default_factory=dict)
+    protected: RootSet = field(init=False)
+    denylist: RootSet = field(init=False)
+    allowlist: RootSet = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.protected = RootSet(self.policy.protected)
+        self.denylist = RootSet(self.policy.denylist)
+        self.allowlist = RootSet(self.policy.allowlist)
 
 
 class Rule:
@@ -145,6 +164,9 @@ class Rule:
 
     code: ClassVar[ReasonCode]
     terminal: ClassVar[bool] = False
+    needs_blobs: ClassVar[bool] = False
+    """Whether the rule reads ``ctx.sizes`` or ``ctx.link_targets`` (git is asked for
+    them while the other rules run)."""
 
     def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
         """Findings for ``change`` under ``ctx.policy`` (empty when it passes)."""
@@ -153,6 +175,12 @@ class Rule:
     def active(self, policy: Policy) -> bool:
         """Whether the rule can find anything under ``policy`` (skipped when not)."""
         return True
+
+    def quiet_for(self, policy: Policy, status: str, old_mode: str, new_mode: str) -> bool:
+        """True when the rule finds nothing for *any* entry of this status and these
+        modes, whatever its paths, so a large diff skips it per kind of entry, not per
+        entry. The default, False, always runs :meth:`check`."""
+        return False
 
     def finding(self, path: str, message: str, code: ReasonCode | None = None) -> Finding:
         """A finding of this rule."""
@@ -174,6 +202,10 @@ class BlockedOperationRule(Rule):
 
     def active(self, policy: Policy) -> bool:
         return bool(policy.blocked_operations)
+
+    def quiet_for(self, policy: Policy, status: str, old_mode: str, new_mode: str) -> bool:
+        op = self._OPS.get(status)
+        return op is None or op[0] not in policy.blocked_operations
 
     def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
         op = self._OPS.get(change.status)
@@ -200,7 +232,15 @@ class TypeChangeRule(Rule):
 
     code = ReasonCode.TYPE_CHANGE_BLOCKED
 
+    def quiet_for(self, policy: Policy, status: str, old_mode: str, new_mode: str) -> bool:
+        old, new = _kind(old_mode), _kind(new_mode)
+        return status != "T" and (old == "none" or new == "none" or old == new)
+
     def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
+        if change.status != "T" and (
+            change.old_mode == change.new_mode or MODE_NONE in (change.old_mode, change.new_mode)
+        ):
+            return []
         old, new = _kind(change.old_mode), _kind(change.new_mode)
         if change.status == "T" or (old != "none" and new != "none" and old != new):
             return [self.finding(change.path, f"type change {old} -> {new}")]
@@ -211,6 +251,9 @@ class SubmoduleRule(Rule):
     """Submodules (mode 160000) pull in code the gate never sees: always blocked."""
 
     code = ReasonCode.SUBMODULE_BLOCKED
+
+    def quiet_for(self, policy: Policy, status: str, old_mode: str, new_mode: str) -> bool:
+        return MODE_GITLINK not in (old_mode, new_mode)
 
     def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
         if MODE_GITLINK in (change.old_mode, change.new_mode):
@@ -247,6 +290,10 @@ class SymlinkRule(Rule):
     must never point outside the repository, into ``.git`` or into a denylisted root."""
 
     code = ReasonCode.SYMLINK_BLOCKED
+    needs_blobs = True
+
+    def quiet_for(self, policy: Policy, status: str, old_mode: str, new_mode: str) -> bool:
+        return new_mode != MODE_SYMLINK
 
     def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
         if change.new_mode != MODE_SYMLINK:
@@ -264,9 +311,13 @@ class SizeLimitRule(Rule):
     """An added or modified blob larger than ``max_file_bytes`` is outside the envelope."""
 
     code = ReasonCode.ENVELOPE_VIOLATION
+    needs_blobs = True
 
     def active(self, policy: Policy) -> bool:
         return policy.max_file_bytes is not None
+
+    def quiet_for(self, policy: Policy, status: str, old_mode: str, new_mode: str) -> bool:
+        return new_mode in (MODE_NONE, MODE_GITLINK)
 
     def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
         limit = ctx.policy.max_file_bytes
@@ -306,11 +357,11 @@ class ProtectedPathRule(Rule):
         return bool(policy.protected)
 
     def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
-        if not ctx.policy.protected:
+        if not ctx.protected:
             return []
         out = []
         for p in change.paths():
-            root = under_any(path_key(p), ctx.policy.protected)
+            root = ctx.protected.first(path_key(p))
             if root is not None:
                 out.append(self.finding(p, f"protected path ({root.text})"))
         return out
@@ -327,7 +378,7 @@ class DenylistRule(Rule):
     def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
         out = []
         for p in change.paths():
-            root = under_any(path_key(p), ctx.policy.denylist)
+            root = ctx.denylist.first(path_key(p))
             if root is not None:
                 out.append(self.finding(p, f"under denylisted root {root.text}"))
         return out
@@ -351,7 +402,7 @@ class AllowlistRule(Rule):
         return [
             self.finding(p, "not under any allowlisted root")
             for p in _changed_paths(change)
-            if under_any(path_key(p), ctx.policy.allowlist) is None
+            if ctx.allowlist.first(path_key(p)) is None
         ]
 
 
@@ -438,32 +489,96 @@ DEFAULT_RULES: tuple[Rule, ...] = (
 
 
 def evaluate(
-    changes: Iterable[Change],
+    changes: Sequence[Change],
     ctx: RuleContext,
     rules: Sequence[Rule] = DEFAULT_RULES,
+    blobs: Callable[[], tuple[Mapping[str, int], Mapping[str, bytes]]] | None = None,
 ) -> list[Finding]:
-    """Run ``rules`` in order over every entry; a terminal rule's findings end that entry."""
-    findings: list[Finding] = []
-    count = 0
-    rules = [rule for rule in rules if rule.active(ctx.policy)]
-    for change in changes:
-        count += 1
-        for rule in rules:
-            found = rule.check(change, ctx)
-            findings.extend(found)
-            if found and rule.terminal:
-                break
+    """Run ``rules`` in order over every entry; a terminal rule's findings end that entry.
+
+    With ``blobs`` (a call that waits for blob sizes and symlink targets), the rules
+    that need no blob information run first, while git reads them, and the others
+    after; the findings are merged back into rule order, exactly as one pass would
+    give them.
+    """
+    active = [rule for rule in rules if rule.active(ctx.policy)]
+    if blobs is None or not any(rule.needs_blobs for rule in active):
+        findings = _one_pass(changes, ctx, active)
+    else:
+        plan = list(enumerate(active))
+        hits: dict[int, list[tuple[int, list[Finding]]]] = {}
+        _collect(changes, ctx, [(i, r) for i, r in plan if not r.needs_blobs], hits)
+        ctx.sizes, ctx.link_targets = blobs()
+        _collect(changes, ctx, [(i, r) for i, r in plan if r.needs_blobs], hits)
+        findings = []
+        for index in sorted(hits):
+            for rule_index, found in sorted(hits[index], key=lambda hit: hit[0]):
+                findings.extend(found)
+                if active[rule_index].terminal:
+                    break
     limit = ctx.policy.max_files
-    if limit is not None and count > limit:
+    if limit is not None and len(changes) > limit:
         findings.append(
             Finding(
                 ReasonCode.ENVELOPE_VIOLATION,
                 "*",
-                f"{count} changed paths, over the {limit}-path limit",
+                f"{len(changes)} changed paths, over the {limit}-path limit",
                 "MaxFilesLimit",
             )
         )
     return findings
+
+
+_Check = tuple[int, Callable[[Change, RuleContext], list[Finding]], bool]
+
+
+class _Plans(dict[tuple[str, str, str], list[_Check]]):
+    """The checks to run for each kind of entry (status, old mode, new mode): the rules
+    of ``plan`` that are not quiet for it, in order."""
+
+    def __init__(self, policy: Policy, plan: list[tuple[int, Rule]]) -> None:
+        super().__init__()
+        self.policy = policy
+        self.plan = plan
+
+    def __missing__(self, kind: tuple[str, str, str]) -> list[_Check]:
+        checks: list[_Check] = [
+            (i, rule.check, rule.terminal)
+            for i, rule in self.plan
+            if not rule.quiet_for(self.policy, *kind)
+        ]
+        self[kind] = checks
+        return checks
+
+
+def _one_pass(changes: Sequence[Change], ctx: RuleContext, rules: list[Rule]) -> list[Finding]:
+    findings: list[Finding] = []
+    plans = _Plans(ctx.policy, list(enumerate(rules)))
+    for change in changes:
+        for _, check, terminal in plans[change[:3]]:
+            found = check(change, ctx)
+            if found:
+                findings.extend(found)
+                if terminal:
+                    break
+    return findings
+
+
+def _collect(
+    changes: Sequence[Change],
+    ctx: RuleContext,
+    plan: list[tuple[int, Rule]],
+    hits: dict[int, list[tuple[int, list[Finding]]]],
+) -> None:
+    """Findings of the rules in ``plan`` by entry, tagged with each rule's position."""
+    plans = _Plans(ctx.policy, plan)
+    for index, change in enumerate(changes):
+        for rule_index, check, terminal in plans[change[:3]]:
+            found = check(change, ctx)
+            if found:
+                hits.setdefault(index, []).append((rule_index, found))
+                if terminal:
+                    break
 
 
 # --- reading the change with git -------------------------------------------------------
@@ -596,7 +711,11 @@ def parse_raw_diff(data: bytes) -> list[Change]:
     return changes
 
 
-def _blob_info(root: Path, changes: list[Change], policy: Policy) -> RuleContext:
+def _blob_info(
+    root: Path, changes: Sequence[Change], policy: Policy
+) -> tuple[dict[str, int], dict[str, bytes]]:
+    """Sizes of the new blobs (when the policy limits size) and symlink targets (when
+    the policy allows symlinks), each read with one ``git cat-file`` batch."""
     sizes: dict[str, int] = {}
     targets: dict[str, bytes] = {}
     base = _git_base(root)
@@ -622,7 +741,43 @@ def _blob_info(root: Path, changes: list[Change], policy: Policy) -> RuleContext
                 n = int(header[2])
                 targets[header[0]] = out[pos : pos + n]
                 pos += n + 1
-    return RuleContext(policy, sizes, targets)
+    return sizes, targets
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """A change as read from git, before any policy is applied."""
+
+    base: str
+    """The base commit id."""
+    head: str | None
+    """The head commit id, or None for the working tree."""
+    tree: str
+    """The tree compared with ``base`` (the head's, or the one the working tree would commit)."""
+    changes: tuple[Change, ...]
+
+
+def read_change(root: Path, base: str = "HEAD", head: str | None = None) -> ChangeSet:
+    """Read the change from ``base`` to ``head`` (a commit) or to the working tree.
+
+    Needs no policy, so a caller can read while it loads one.
+
+    Raises:
+        GateError: not a repository, no commits, or a revision that does not exist.
+    """
+    if not (root / ".git").exists():
+        probe = _run([*_git_base(root), "rev-parse", "--git-dir"])
+        if probe.returncode != 0:
+            raise GateError(f"{root}: not a git repository")
+    base_commit = _resolve(root, base, "base")
+    head_commit: str | None = None
+    if head is not None:
+        head_commit = _resolve(root, head, "head")
+        tree = _resolve(root, head_commit, "head", "tree")
+    else:
+        tree = worktree_tree(root)
+    changes = parse_raw_diff(_checked(git_diff_command(root, base_commit, tree)))
+    return ChangeSet(base_commit, head_commit, tree, tuple(changes))
 
 
 @dataclass(frozen=True)
@@ -685,21 +840,27 @@ def check_change(
     Raises:
         GateError: not a repository, no commits, or a revision that does not exist.
     """
-    if not (root / ".git").exists():
-        probe = _run([*_git_base(root), "rev-parse", "--git-dir"])
-        if probe.returncode != 0:
-            raise GateError(f"{root}: not a git repository")
-    base_commit = _resolve(root, base, "base")
-    head_commit: str | None = None
-    if head is not None:
-        head_commit = _resolve(root, head, "head")
-        tree = _resolve(root, head_commit, "head", "tree")
-    else:
-        tree = worktree_tree(root)
-    changes = parse_raw_diff(_checked(git_diff_command(root, base_commit, tree)))
-    ctx = _blob_info(root, changes, policy)
-    findings = evaluate(changes, ctx, rules)
-    input_digest = sha256_hex({"base": base_commit, "tree": tree})
+    return judge(root, read_change(root, base, head), policy, clock, rules)
+
+
+def judge(
+    root: Path,
+    change: ChangeSet,
+    policy: Policy,
+    clock: Clock | None = None,
+    rules: Sequence[Rule] = DEFAULT_RULES,
+) -> GateDecision:
+    """Apply ``policy`` to a change read by :func:`read_change` in repository ``root``.
+
+    Blob sizes and symlink targets are read from git on a thread while the rules that
+    need neither run.
+    """
+    changes = change.changes
+    blobs = None
+    if policy.max_file_bytes is not None or policy.allow_symlinks:
+        blobs = in_background(lambda: _blob_info(root, changes, policy), "lifeos-gate-blobs")
+    findings = evaluate(changes, RuleContext(policy), rules, blobs)
+    input_digest = sha256_hex({"base": change.base, "tree": change.tree})
     return GateDecision(
         decision_id=stable_uuid(input_digest, policy.hash),
         policy_hash=policy.hash,
@@ -707,9 +868,9 @@ def check_change(
         input_digest=input_digest,
         result="BLOCK" if findings else "PASS",
         reasons=tuple(findings),
-        base=base_commit,
-        head=head_commit,
-        tree=tree,
-        changes=tuple(changes),
+        base=change.base,
+        head=change.head,
+        tree=change.tree,
+        changes=changes,
         timestamp=iso((clock or SystemClock()).now()),
     )

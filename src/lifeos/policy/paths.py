@@ -14,13 +14,16 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
     "IGNORABLE",
     "Root",
+    "RootSet",
     "normalize_component",
     "path_key",
+    "under_any",
     "unsafe_reason",
 ]
 
@@ -134,3 +137,42 @@ def under_any(key: tuple[str, ...], roots: tuple[Root, ...]) -> Root | None:
         if root.contains(key):
             return root
     return None
+
+
+class RootSet:
+    """Roots matched as :func:`under_any` matches them, with lookups cached by directory.
+
+    A directory root contains a path exactly when it contains (or is) the path's
+    parent directory, so the directory-root answer is computed once per parent and a
+    file root is one dictionary lookup. A diff with thousands of paths in a few
+    directories costs a few dictionary lookups per path, whatever the number of roots.
+    """
+
+    __slots__ = ("_by_parent", "_dirs", "_files", "roots")
+
+    def __init__(self, roots: Iterable[Root]) -> None:
+        self.roots = tuple(roots)
+        self._files: dict[tuple[str, ...], int] = {}
+        for i, root in enumerate(self.roots):
+            if not root.is_dir:
+                self._files.setdefault(root.key, i)
+        self._dirs = [(i, root.key) for i, root in enumerate(self.roots) if root.is_dir]
+        self._by_parent: dict[tuple[str, ...], int] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.roots)
+
+    def first(self, key: tuple[str, ...]) -> Root | None:
+        """The first root (in policy order) that contains ``key``, or None."""
+        parent = key[:-1]
+        index = self._by_parent.get(parent)
+        if index is None:
+            depth = len(parent)
+            index = next(
+                (i for i, rk in self._dirs if depth >= len(rk) and parent[: len(rk)] == rk), -1
+            )
+            self._by_parent[parent] = index
+        file_index = self._files.get(key, -1) if self._files else -1
+        if file_index >= 0 and (index < 0 or file_index < index):
+            index = file_index
+        return self.roots[index] if index >= 0 else None
