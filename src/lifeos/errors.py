@@ -131,6 +131,12 @@ class ReasonCode(StrEnum):
     CONFIG_MISSING = "CONFIG_MISSING"
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     KEY_MISSING = "KEY_MISSING"
+    # Added by the worktree service.
+    WORKTREE_EXISTS = "WORKTREE_EXISTS"
+    WORKTREE_INVALID = "WORKTREE_INVALID"
+    BASELINE_MISSING = "BASELINE_MISSING"
+    BRANCH_MOVED = "BRANCH_MOVED"
+    GIT_FAILED = "GIT_FAILED"
 
 
 # Reason codes that mean "the input was wrong", so the CLI answers with exit 2.
