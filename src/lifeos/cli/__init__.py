@@ -22,6 +22,10 @@ __all__ = ["cli", "main", "run"]
 
 # name -> (module:attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "backlog": (
+        "lifeos.cli.backlog:backlog",
+        "List the backlog and check it against recorded runs.",
+    ),
     "config": ("lifeos.cli.config_cmd:config", "Validate and show lifeos.yaml."),
     "evidence": ("lifeos.cli.evidence:evidence", "Verify signed evidence bundles."),
     "gate": ("lifeos.cli.gate:gate", "Judge a change against the repository's gate policy."),
