@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	@bash examples/demo/showcase.sh
+	@$(BIN)/lifeos demo
 
 lint: $(STAMP)
 	@$(BIN)/ruff check src tests bench

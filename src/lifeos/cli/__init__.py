@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "List the backlog and check it against recorded runs.",
     ),
     "config": ("lifeos.cli.config_cmd:config", "Validate and show lifeos.yaml."),
+    "demo": ("lifeos.cli.demo:demo", "Run the spine end to end on the demo project, offline."),
     "evidence": ("lifeos.cli.evidence:evidence", "Verify signed evidence bundles."),
     "gate": ("lifeos.cli.gate:gate", "Judge a change against the repository's gate policy."),
     "init": (
@@ -41,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mission": ("lifeos.cli.mission:mission", "List and run missions."),
     "packet": ("lifeos.cli.packet:packet", "Validate packets and print packet skeletons."),
     "runs": ("lifeos.cli.runs:runs", "List and inspect recorded runs."),
+    "spine": (
+        "lifeos.cli.spine:spine",
+        "Run backlog tasks to landed commits: run, resume, approve, reject, list, show.",
+    ),
     "status": (
         "lifeos.cli.config_cmd:status",
         "Show the repository root, the config source and whether it validates.",

@@ -125,6 +125,14 @@ def run_cmd(
     from lifeos.registry import MISSION_REGISTRY, list_mission_types
     from lifeos.services import Services
 
+    if mission_type == "autonomous_build_cycle":
+        from lifeos.errors import InputError, ReasonCode
+
+        raise InputError(
+            "autonomous_build_cycle is not run directly: use `lifeos spine run --task ID` "
+            "(worktree, gate, budget, approvals, evidence and resume come with it)",
+            ReasonCode.DEPRECATED_PATH,
+        )
     inputs = _parse_inputs(params, param)
     state = _load_state(state_path)
     decisions = {s: Decision.approve(note) for s in approve}

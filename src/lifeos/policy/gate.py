@@ -65,6 +65,7 @@ LIFEOS_OWNED = (".lifeos", "artifacts/status", "artifacts/packets/status")
 # Settings pinned on every git call: config that could change what git reports.
 _GIT_SETTINGS = (
     "core.quotePath=false",
+    "core.hooksPath=/dev/null",
     "diff.renames=copies",
     "diff.external=",
     "diff.renameLimit=1000",

@@ -1,0 +1,215 @@
+"""``lifeos spine``: run a backlog task to a landed commit, resume, approve, inspect."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from lifeos.cli._common import config_option, json_option, print_json
+
+if TYPE_CHECKING:
+    from lifeos.spine import Spine, SpineOutcome
+
+
+@click.group()
+def spine() -> None:
+    """Run backlog tasks to landed commits: run, resume, approve, reject, list, show."""
+
+
+def _make_spine(config_path: str | None) -> Spine:
+    import os
+
+    from lifeos.agents.factory import build_provider, role_spec
+    from lifeos.cli._common import load_settings, open_repo_store
+    from lifeos.clock import SystemClock
+    from lifeos.errors import InputError
+    from lifeos.ledger.keys import load_signer, load_verifier
+    from lifeos.spine import Spine, SpineDeps
+
+    where, store = open_repo_store()
+    if not where.in_git:
+        raise InputError(f"{where.root}: not inside a git repository")
+    settings = load_settings(where.main_root, config_path).data
+    models = settings.get("models") or {}
+    providers: dict[str, Any] = {}
+
+    def provider_for(role: str) -> Any:
+        if role not in providers:
+            name, spec = role_spec(models, role if role in models else None)
+            providers[role] = build_provider(name, spec, os.environ, where.main_root)
+        return providers[role]
+
+    def progress(line: str) -> None:
+        click.echo(f"[spine] {line}", err=True)
+
+    return Spine(
+        SpineDeps(
+            repo=where,
+            store=store,
+            clock=SystemClock(),
+            settings=settings,
+            provider_for=provider_for,
+            signer=load_signer(where),
+            verifier=load_verifier(where),
+            progress=progress,
+            env=dict(os.environ),
+        )
+    )
+
+
+def _report(outcome: SpineOutcome, as_json: bool) -> int:
+    if as_json:
+        print_json(outcome.to_dict())
+        return outcome.exit_code
+    reasons = " ".join(outcome.reasons)
+    click.echo(f"{outcome.state.value}: task {outcome.task_id}, run {outcome.run_id}")
+    if reasons:
+        click.echo(f"  reason codes: {reasons}")
+    click.echo(f"  {outcome.message}")
+    if outcome.commit:
+        click.echo(f"  commit {outcome.commit} on {outcome.branch}")
+    if outcome.evidence:
+        click.echo(f"  evidence {outcome.evidence}")
+    if outcome.worktree:
+        click.echo(f"  worktree kept for inspection: {outcome.worktree}")
+    click.echo(f"  agent calls: {outcome.agent_calls} made, {outcome.replayed_calls} replayed")
+    return outcome.exit_code
+
+
+@spine.command("run")
+@click.option("--task", "task_id", default=None, metavar="ID", help="The backlog task to run.")
+@click.option("--next", "take_next", is_flag=True, help="Run the next TODO task by priority.")
+@json_option
+@config_option
+def run_cmd(task_id: str | None, take_next: bool, as_json: bool, config_path: str | None) -> int:
+    """Run a task: exit 0 LANDED, 1 FAILED, 3 BLOCKED, 4 PAUSED, 5 BUDGET_EXCEEDED, 6 ESCALATED."""
+    from lifeos.errors import InputError
+
+    if (task_id is None) == (not take_next):
+        raise InputError("give exactly one of --task ID or --next")
+    return _report(_make_spine(config_path).start(task_id), as_json)
+
+
+@spine.command("resume")
+@click.argument("ref", metavar="RUN_ID|CHECKPOINT_ID")
+@json_option
+@config_option
+def resume_cmd(ref: str, as_json: bool, config_path: str | None) -> int:
+    """Continue a crashed or stopped run; nothing finished is repeated."""
+    return _report(_make_spine(config_path).resume(ref), as_json)
+
+
+@spine.command("approve")
+@click.argument("run_id")
+@click.option("--note", default="", help="Why (recorded in the ledger).")
+@json_option
+@config_option
+def approve_cmd(run_id: str, note: str, as_json: bool, config_path: str | None) -> int:
+    """Approve a paused run and continue it."""
+    return _report(_make_spine(config_path).decide(run_id, True, note), as_json)
+
+
+@spine.command("reject")
+@click.argument("run_id")
+@click.option("--note", required=True, help="Why (recorded in the ledger).")
+@json_option
+@config_option
+def reject_cmd(run_id: str, note: str, as_json: bool, config_path: str | None) -> int:
+    """Reject a paused run: it ends BLOCKED with HUMAN_REJECTED."""
+    return _report(_make_spine(config_path).decide(run_id, False, note), as_json)
+
+
+def _summary(run: Any) -> dict[str, Any]:
+    config = run["config"]
+    return {
+        "run_id": run["run_id"],
+        "task_id": run["name"],
+        "state": run["status"],
+        "phase": config.get("phase"),
+        "attempt": config.get("attempt", 0),
+        "reason_codes": config.get("reasons", []),
+        "waiting_for": config.get("waiting_for") if run["status"] == "PAUSED" else None,
+        "evidence": (config.get("outputs", {}).get("steward") or {}).get("evidence"),
+        "commit": (config.get("outputs", {}).get("steward") or {}).get("commit")
+        or (config.get("outputs", {}).get("build") or {}).get("commit"),
+        "spent_cost_usd": run["spent_cost_usd"],
+    }
+
+
+@spine.command("list")
+@json_option
+def list_cmd(as_json: bool) -> int:
+    """Spine runs, newest first."""
+    from lifeos.cli._common import open_repo_store
+
+    _, store = open_repo_store()
+    runs = [_summary(r) for r in store.list_runs(limit=1000) if r["kind"] == "spine"]
+    if as_json:
+        print_json({"runs": runs})
+        return 0
+    for r in runs:
+        codes = ",".join(r["reason_codes"]) or "-"
+        click.echo(f"{r['run_id']}  {r['task_id']:<12} {r['state']:<16} {r['phase']:<8} {codes}")
+    if not runs:
+        click.echo("no spine runs yet", err=True)
+    return 0
+
+
+@spine.command("show")
+@click.argument("run_id")
+@json_option
+def show_cmd(run_id: str, as_json: bool) -> int:
+    """One run: state, phase, budget use, reason codes, evidence path."""
+    from lifeos.cli._common import open_repo_store
+    from lifeos.errors import InputError
+
+    _, store = open_repo_store()
+    run = store.get_run(run_id)
+    if run is None or run["kind"] != "spine":
+        raise InputError(f"no spine run {run_id!r}")
+    data = _summary(run)
+    data["checkpoints"] = [
+        {"checkpoint_id": c["checkpoint_id"], "phase": c["step_id"], "status": c["status"]}
+        for c in store.list_checkpoints(run_id)
+    ]
+    data["message"] = run["config"].get("message")
+    if as_json:
+        print_json(data)
+        return 0
+    for key in sorted(data):
+        if key != "checkpoints":
+            click.echo(f"{key}: {data[key]}")
+    for c in data["checkpoints"]:
+        click.echo(f"  checkpoint {c['checkpoint_id']} {c['phase']} {c['status']}")
+    return 0
+
+
+@spine.command("cleanup")
+@click.argument("run_id")
+def cleanup_cmd(run_id: str) -> int:
+    """Remove a stopped run's worktree and branch."""
+    from lifeos.cli._common import open_repo_store
+    from lifeos.clock import SystemClock
+    from lifeos.errors import InputError
+    from lifeos.worktree import HardenedGit, Worktree, remove_worktree
+
+    where, store = open_repo_store()
+    run = store.get_run(run_id)
+    if run is None or run["kind"] != "spine":
+        raise InputError(f"no spine run {run_id!r}")
+    if run["status"] in ("RUNNING", "PAUSED"):
+        raise InputError(f"run {run_id} is {run['status']}; resume or reject it first")
+    if run["status"] == "LANDED":
+        raise InputError(f"run {run_id} landed: its branch is the result, not clutter")
+    config = run["config"]
+    if not config.get("branch"):
+        click.echo("nothing to clean up", err=True)
+        return 0
+    wt = Worktree(Path(config["worktree"]), config["branch"], config["baseline"], run_id)
+    remove_worktree(HardenedGit(where.main_root, SystemClock()), wt, delete_branch=True)
+    click.echo(f"removed {wt.path} and branch {wt.branch}")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,966 @@
+"""The spine controller: phases, checkpoints, pauses, resume, terminal states.
+
+The run's durable state is its store record (status, ``config``): the task, the
+baseline, the policy hash, the phase reached, each finished phase's output, the repair
+attempt and human decisions. A phase's side effects are journaled (see
+:class:`~lifeos.spine.model.PhaseEnv`); the phase's output is written with a checkpoint
+in one transaction when it ends. Resuming skips finished phases and replays the
+journal of the one in progress.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shlex
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lifeos.agents.api import AgentCall, AgentProvider, AgentResponse, Usage
+from lifeos.canonical import sha256_hex, stable_uuid
+from lifeos.clock import Clock, iso
+from lifeos.errors import InputError, LifeOSError, ReasonCode
+from lifeos.ledger.note import Signer, Verifier
+from lifeos.repo import RepoContext
+from lifeos.spine.model import EXIT_FOR_STATE, PHASES, PhaseEnv, SpineState, SpineStop
+from lifeos.store.base import Store
+
+__all__ = ["Spine", "SpineDeps", "SpineOutcome"]
+
+APPROVAL_POINTS = ("before_build", "before_steward")
+MAX_DIFF_CHARS = 20_000
+
+DESIGNER_SYSTEM = (
+    "You are the designer of a governed coding run. Turn the task into a build packet. "
+    'Answer with one JSON object: {"goal": str, "files": [repository paths to touch], '
+    '"acceptance": [names of configured commands that must pass], "notes": str}.'
+)
+BUILDER_SYSTEM = (
+    "You are the builder of a governed coding run. Change the repository with the tools "
+    "to meet the build packet, run the allowed commands to check your work, and answer "
+    "with a short summary and no tool call when you are done."
+)
+REVIEWER_SYSTEM = (
+    "You are a reviewer of a governed coding run, reviewing through the {lens} lens. "
+    'Answer with one JSON object: {{"verdict": "approve" | "request_changes" | "block", '
+    '"issues": [str], "risks": [str], "required_changes": [str], "questions": [str]}}.'
+)
+
+
+class SpineInputError(InputError):
+    """A spine command that cannot start: unknown run, task done, dirty tree, ..."""
+
+
+@dataclass(frozen=True)
+class SpineOutcome:
+    """How a run (or this stretch of it) ended."""
+
+    run_id: str
+    task_id: str
+    state: SpineState
+    reasons: tuple[str, ...]
+    message: str
+    phase: str
+    commit: str | None = None
+    branch: str | None = None
+    worktree: str | None = None
+    evidence: str | None = None
+    agent_calls: int = 0
+    replayed_calls: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        """The pinned exit code of the state."""
+        return EXIT_FOR_STATE[self.state]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (sorted by the printer)."""
+        return {
+            "agent_calls": self.agent_calls,
+            "branch": self.branch,
+            "commit": self.commit,
+            "evidence": self.evidence,
+            "message": self.message,
+            "phase": self.phase,
+            "reason_code": self.reasons[0] if self.reasons else None,
+            "reason_codes": list(self.reasons),
+            "replayed_calls": self.replayed_calls,
+            "run_id": self.run_id,
+            "state": self.state.value,
+            "task_id": self.task_id,
+            "worktree": self.worktree,
+        }
+
+
+@dataclass
+class SpineDeps:
+    """Everything a run touches, injected (the CLI builds the real ones)."""
+
+    repo: RepoContext
+    store: Store
+    clock: Clock
+    settings: Mapping[str, Any]
+    """The effective lifeos.yaml data."""
+    provider_for: Callable[[str], AgentProvider]
+    """The provider of a role (designer, builder, reviewer)."""
+    signer: Signer
+    verifier: Verifier
+    progress: Callable[[str], None] = field(default=lambda _line: None)
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+def _extract_json(text: str) -> dict[str, Any] | None:
+    """The first JSON object in an agent's answer (fenced or bare), or None."""
+    start = text.find("{")
+    while start != -1:
+        try:
+            value, _ = json.JSONDecoder().raw_decode(text[start:])
+        except ValueError:
+            start = text.find("{", start + 1)
+            continue
+        return value if isinstance(value, dict) else None
+    return None
+
+
+def _str_list(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return [str(v) for v in value if isinstance(v, str | int | float)]
+
+
+class Spine:
+    """Runs, resumes and decides spine runs in one repository."""
+
+    def __init__(self, deps: SpineDeps) -> None:
+        self.deps = deps
+        self.store = deps.store
+        spine = deps.settings.get("spine") or {}
+        self.repairs = int(spine.get("repairs", 1))
+        self.reviewers = [str(r) for r in (spine.get("reviewers") or ["technical"])]
+        self.approvals = set(_str_list(spine.get("approvals")))
+        self.commands: dict[str, list[str]] = {
+            str(name): shlex.split(cmd) if isinstance(cmd, str) else [str(c) for c in cmd]
+            for name, cmd in (deps.settings.get("commands") or {}).items()
+        }
+        self._calls = 0
+        self._replayed = 0
+        self._meter: Any = None
+
+    # -- entry points --------------------------------------------------------------
+
+    def start(self, task_id: str | None) -> SpineOutcome:
+        """Hydrate ``task_id`` (or the next TODO task) into a new run and run it."""
+        from lifeos.backlog import load_backlog
+
+        backlog = load_backlog(self._backlog_path())
+        task = backlog.get(task_id) if task_id is not None else backlog.next_task()
+        if task is None:
+            raise SpineInputError("no TODO task in the backlog", ReasonCode.TASK_NOT_FOUND)
+        if task.status == "DONE" or self._landed_run(task.id) is not None:
+            raise SpineInputError(f"task {task.id} is already done", ReasonCode.TASK_ALREADY_DONE)
+        for entry in task.acceptance:
+            if self._command_name(entry) is None:
+                raise SpineInputError(
+                    f"task {task.id}: acceptance check {entry!r} is not a command in "
+                    "lifeos.yaml `commands:` (by name or exact command line)",
+                    ReasonCode.INVALID_INPUT,
+                )
+        baseline = self.deps.repo.head
+        if baseline is None:
+            raise SpineInputError(
+                "the repository has no commits: nothing to build on", ReasonCode.INVALID_INPUT
+            )
+        started = iso(self.deps.clock.now())
+        run_id = stable_uuid("spine", task.id, baseline, started)
+        task_data = task.to_dict()
+        self.store.create_run(
+            run_id,
+            "spine",
+            task.id,
+            description=task.title,
+            priority=task.priority,
+            config={
+                "task": task_data,
+                "baseline": baseline,
+                "phase": "hydrate",
+                "attempt": 0,
+                "outputs": {},
+                "decisions": {},
+                "started_at": started,
+            },
+        )
+        self.store.append_ledger("spine.started", run_id, {"task": task.id, "baseline": baseline})
+        self._checkpoint(run_id, "hydrate", "ok", {"task": task.id, "baseline": baseline})
+        self.deps.progress(f"run {run_id}: task {task.id} from {baseline[:12]}")
+        return self._drive(run_id)
+
+    def resume(self, ref: str) -> SpineOutcome:
+        """Continue run ``ref`` (a run id or one of its checkpoint ids)."""
+        run = self._run(ref)
+        if run["status"] in (
+            SpineState.LANDED,
+            SpineState.BLOCKED,
+            SpineState.FAILED,
+            SpineState.ESCALATED,
+        ):
+            raise SpineInputError(
+                f"run {run['run_id']} ended {run['status']}; nothing to resume",
+                ReasonCode.RESUME_INVALID,
+            )
+        if run["status"] == SpineState.PAUSED:
+            config = run["config"]
+            point = config.get("waiting_for")
+            if point and point not in config.get("decisions", {}):
+                raise SpineInputError(
+                    f"run {run['run_id']} waits for approval ({point}): "
+                    f"`lifeos spine approve {run['run_id']}` or `reject`",
+                    ReasonCode.RESUME_INVALID,
+                )
+        self._same_policy(run)
+        self.store.update_run(run["run_id"], status=SpineState.RUNNING.value)
+        return self._drive(run["run_id"])
+
+    def _same_policy(self, run: Any) -> None:
+        """Refuse to continue a run under another policy than the one it started with."""
+        from lifeos.policy.model import resolve_policy
+
+        recorded = (run["config"]["outputs"].get("policy") or {}).get("policy_hash")
+        if recorded is None:
+            return
+        current = resolve_policy(None, self.deps.settings.get("policy")).hash
+        if current != recorded:
+            raise SpineInputError(
+                f"the policy changed since run {run['run_id']} started "
+                f"({recorded[:12]} -> {current[:12]}); restore it to continue",
+                ReasonCode.POLICY_HASH_MISMATCH,
+            )
+
+    def decide(self, ref: str, approve: bool, note: str) -> SpineOutcome:
+        """Record a human decision on a paused run, then continue it."""
+        run = self._run(ref)
+        config = run["config"]
+        point = config.get("waiting_for")
+        if run["status"] != SpineState.PAUSED or not point:
+            raise SpineInputError(
+                f"run {run['run_id']} is {run['status']}, not waiting for approval",
+                ReasonCode.RESUME_INVALID,
+            )
+        self._same_policy(run)
+        decision = {"approved": approve, "note": note, "at": iso(self.deps.clock.now())}
+        with self.store.transaction():
+            config = {**config, "decisions": {**config["decisions"], point: decision}}
+            self.store.update_run(run["run_id"], config=config, status=SpineState.RUNNING.value)
+            self.store.append_ledger(
+                "spine.decision", run["run_id"], {"point": point, "approved": approve, "note": note}
+            )
+        return self._drive(run["run_id"])
+
+    # -- the phase loop ----------------------------------------------------------------
+
+    def _drive(self, run_id: str) -> SpineOutcome:
+        """Run phases from where the run stands until it lands or stops."""
+        self._calls = self._replayed = 0
+        try:
+            self._meter = self._make_meter(run_id)
+            while True:
+                run = self.store.get_run(run_id)
+                assert run is not None
+                config = run["config"]
+                if config["phase"] == "done":
+                    return self._finish(run_id, SpineState.LANDED, [], "landed")
+                self._run_phase(run_id, config["phase"], config)
+        except SpineStop as stop:
+            return self._finish(run_id, stop.state, stop.reasons, stop.message)
+        except LifeOSError as exc:
+            err = SpineStop.from_error(exc)
+            return self._finish(run_id, err.state, err.reasons, err.message)
+
+    def _make_meter(self, run_id: str) -> Any:
+        """The run's budget meter, its spend so far summed from the ledger (the usage
+        entries are what was acknowledged, so a resumed run continues from them)."""
+        from lifeos.policy.budget import AGENT_USAGE, BudgetCaps, BudgetMeter, daily_spend, utc_day
+
+        caps = BudgetCaps.from_config(self.deps.settings.get("budget"))
+        day = utc_day(self.deps.clock.now())
+        mine = [json.loads(r["entry"]) for r in self.store.ledger_rows_for_run(run_id)]
+        spent = daily_spend([{**e, "ts": day} for e in mine if e["type"] == AGENT_USAGE], day)
+        today = spent
+        if caps.daily_cost_usd is not None or caps.daily_tokens is not None:
+            today = daily_spend((json.loads(r["entry"]) for r in self.store.ledger_rows()), day)
+        return BudgetMeter(caps, self.deps.clock, spent=spent, today=today)
+
+    def _run_phase(self, run_id: str, phase: str, config: dict[str, Any]) -> str:
+        handler = {
+            "hydrate": self._policy_hooks,
+            "policy": self._design,
+            "design": self._build,
+            "build": self._review,
+            "review": self._steward,
+            "steward": self._close,
+        }.get(phase)
+        if handler is None:
+            raise SpineStop(SpineState.FAILED, [ReasonCode.RESUME_INVALID.value], f"phase {phase}?")
+        return handler(run_id, config)
+
+    # -- phases ----------------------------------------------------------------------
+
+    def _policy_hooks(self, run_id: str, config: dict[str, Any]) -> str:
+        from lifeos.policy.model import resolve_policy
+        from lifeos.worktree import snapshot_outside
+
+        section = self.deps.settings.get("policy")
+        policy = resolve_policy(None, section)  # POLICY_MISSING without a policy section
+        dirty = self._dirty_paths()
+        if dirty:
+            raise SpineStop(
+                SpineState.BLOCKED,
+                [ReasonCode.DIRTY_WORKTREE.value],
+                f"the working tree has uncommitted changes: {', '.join(dirty[:5])}",
+            )
+        snapshot = snapshot_outside(self.deps.repo.main_root, None)
+        self._store_phase(
+            run_id,
+            "policy",
+            {"policy_hash": policy.hash, "outside": snapshot.to_dict()},
+            policy_hash=policy.hash,
+        )
+        self.deps.progress(f"policy {policy.name} {policy.hash[:12]}: clean tree")
+        return "policy"
+
+    def _design(self, run_id: str, config: dict[str, Any]) -> str:
+        task = config["task"]
+        env = self._env(run_id, "design", 0, task)
+        prompt = (
+            f"Task {task['id']}: {task['title']}\n\n{task.get('description') or ''}\n\n"
+            f"Context files: {', '.join(task.get('context') or []) or 'none'}\n"
+            f"Configured commands: {', '.join(sorted(self.commands)) or 'none'}\n"
+            f"Acceptance required by the task: {', '.join(task.get('acceptance') or []) or 'none'}"
+        )
+        call = AgentCall(
+            messages=[{"role": "system", "content": DESIGNER_SYSTEM}],
+            prompt=prompt,
+            role="designer",
+        )
+        response = self._agent(env, "designer", call)
+        packet = _extract_json(response.content)
+        if packet is None or not isinstance(packet.get("goal"), str) or not packet["goal"]:
+            raise SpineStop(
+                SpineState.FAILED,
+                [ReasonCode.PACKET_MISSING.value],
+                "the designer's answer is not a build packet (a JSON object with a goal)",
+            )
+        wanted = [*_str_list(packet.get("acceptance")), *task["acceptance"]]
+        unknown = [a for a in wanted if self._command_name(a) is None]
+        acceptance = sorted({self._command_name(a) or a for a in wanted})
+        if unknown:
+            raise SpineStop(
+                SpineState.FAILED,
+                [ReasonCode.PACKET_MISSING.value],
+                f"the build packet names acceptance checks that are not configured: {unknown}",
+            )
+        build_packet = {
+            "packet_type": "BUILD_PACKET",
+            "task_id": task["id"],
+            "goal": packet["goal"],
+            "files": _str_list(packet.get("files")),
+            "acceptance": acceptance,
+            "notes": str(packet.get("notes") or ""),
+        }
+        self._store_phase(run_id, "design", build_packet)
+        self.deps.progress(f"design: {build_packet['goal']}")
+        return "design"
+
+    def _build(self, run_id: str, config: dict[str, Any]) -> str:
+        from lifeos.agents.native import NativeBuilderConfig, run_native_builder
+        from lifeos.policy.gate import judge, read_change
+        from lifeos.policy.model import resolve_policy
+        from lifeos.worktree import checkout_commit, commit_tree, create_worktree
+
+        self._approval(run_id, config, "before_build")
+        attempt = config["attempt"]
+        packet = config["outputs"]["design"]
+        repairs = config["outputs"].get("repair_requests", [])
+        git = self._git()
+        wt = create_worktree(
+            git,
+            self.deps.repo.lifeos_dir,
+            run_id,
+            config["task"]["id"],
+            config["baseline"],
+            reuse=True,
+        )
+        if config.get("worktree") != str(wt.path):
+            self.store.update_run(
+                run_id, config={**config, "worktree": str(wt.path), "branch": wt.branch}
+            )
+        parent = config["outputs"].get("build", {}).get("commit") or config["baseline"]
+        # Start from the parent commit exactly: after a crash the worktree may hold
+        # half-done work; the builder's journaled changes are re-applied on replay.
+        checkout_commit(git, wt, parent)
+        env = self._env(run_id, "build", attempt, {"packet": packet, "repairs": repairs})
+        instructions = json.dumps(
+            {"build_packet": packet, "required_changes": repairs}, indent=2, sort_keys=True
+        )
+        self.deps.progress(f"build (attempt {attempt + 1}) in {wt.path}")
+        result = run_native_builder(
+            self.deps.provider_for("builder"),
+            wt.path,
+            instructions,
+            config=NativeBuilderConfig(commands=self.commands),
+            once=env.native_once,
+            before_call=lambda call: self._before_call("builder", call),
+            after_call=lambda response: self._after_call(env, "builder", response),
+            system_prompt=BUILDER_SYSTEM,
+        )
+        self._calls += result.model_calls
+        self._check_outside(config)
+        policy = resolve_policy(None, self.deps.settings.get("policy"))
+        if policy.hash != config["outputs"]["policy"]["policy_hash"]:
+            raise SpineStop(
+                SpineState.FAILED,
+                [ReasonCode.POLICY_HASH_MISMATCH.value],
+                "the policy changed during the run",
+            )
+        decision = judge(wt.path, read_change(wt.path, config["baseline"]), policy, self.deps.clock)
+        self.store.append_ledger(
+            "gate.decision",
+            run_id,
+            {
+                "decision_id": decision.decision_id,
+                "result": decision.result,
+                "reason_codes": decision.reason_codes,
+                "tree": decision.tree,
+            },
+        )
+        if not decision.passed:
+            raise SpineStop(
+                SpineState.BLOCKED,
+                decision.reason_codes,
+                "the gate blocked the build: "
+                + "; ".join(f"{f.code.value} {f.path}" for f in decision.reasons[:5]),
+            )
+        message = (
+            f"lifeos: build {config['task']['id']} (attempt {attempt + 1})\n\n"
+            f"Run: {run_id}\nGate: {decision.decision_id} PASS\n"
+        )
+        commit, _ = env.once(lambda: commit_tree(git, wt.branch, decision.tree, parent, message))
+        checkout_commit(git, wt, commit)
+        changes = [c.to_dict() for c in decision.changes]
+        self._store_phase(
+            run_id,
+            "build",
+            {
+                "commit": commit,
+                "tree": decision.tree,
+                "decision": decision.to_dict(),
+                "changes": changes,
+                "summary": result.summary,
+                "builder": result.to_dict(),
+                "branch": wt.branch,
+                "worktree": str(wt.path),
+            },
+        )
+        self.deps.progress(
+            f"build: commit {commit[:12]}, {len(changes)} changed path(s), gate PASS"
+        )
+        return "build"
+
+    def _review(self, run_id: str, config: dict[str, Any]) -> str:
+        attempt = config["attempt"]
+        build = config["outputs"]["build"]
+        packet = config["outputs"]["design"]
+        wt = Path(build["worktree"])
+        env = self._env(run_id, "review", attempt, {"commit": build["commit"]})
+        checks: list[dict[str, Any]] = []
+        for name in packet["acceptance"]:
+            outcome, _ = env.once(functools.partial(self._run_command, wt, name))
+            checks.append(outcome)
+        failed = [c["name"] for c in checks if c["exit_code"] != 0]
+        diff = self._diff(config["baseline"], build["commit"])
+        lenses = []
+        for lens in self.reviewers:
+            call = AgentCall(
+                messages=[{"role": "system", "content": REVIEWER_SYSTEM.format(lens=lens)}],
+                prompt=json.dumps(
+                    {"build_packet": packet, "checks": checks, "diff": diff},
+                    indent=2,
+                    sort_keys=True,
+                ),
+                role="reviewer",
+            )
+            answer = _extract_json(self._agent(env, "reviewer", call).content) or {}
+            verdict = answer.get("verdict")
+            if verdict not in ("approve", "request_changes", "block"):
+                verdict = "block"  # an answer that is not a verdict blocks (fail closed)
+            lenses.append(
+                {
+                    "lens": lens,
+                    "verdict": verdict,
+                    "issues": _str_list(answer.get("issues")),
+                    "risks": _str_list(answer.get("risks")),
+                    "required_changes": _str_list(answer.get("required_changes")),
+                    "questions": _str_list(answer.get("questions")),
+                }
+            )
+        verdicts = {lens["verdict"] for lens in lenses}
+        chair = "approve"
+        if "block" in verdicts:
+            chair = "block"
+        elif failed or "request_changes" in verdicts:
+            chair = "request_changes"
+        review = {
+            "packet_type": "REVIEW_PACKET",
+            "task_id": config["task"]["id"],
+            "commit": build["commit"],
+            "attempt": attempt,
+            "checks": checks,
+            "lenses": lenses,
+            "verdict": chair,
+            "required_changes": sorted(
+                {c for lens in lenses for c in lens["required_changes"]}
+                | {f"make the acceptance check '{n}' pass" for n in failed}
+            ),
+        }
+        opinions = ", ".join(f"{x['lens']} {x['verdict']}" for x in lenses)
+        passed = len(checks) - len(failed)
+        self.deps.progress(f"review: {chair} ({opinions}; checks {passed}/{len(checks)} pass)")
+        if chair == "block":
+            self._store_phase(run_id, "review", review, next_phase="build")
+            raise SpineStop(
+                SpineState.BLOCKED,
+                [ReasonCode.REVIEW_REJECTED.value],
+                "a reviewer blocked the change",
+            )
+        if chair == "request_changes":
+            if attempt >= self.repairs:
+                self._store_phase(run_id, "review", review, next_phase="build")
+                codes = [ReasonCode.REPAIRS_EXHAUSTED.value]
+                if failed:
+                    codes.append(ReasonCode.TESTS_FAILED.value)
+                raise SpineStop(
+                    SpineState.FAILED,
+                    codes,
+                    f"review still requests changes after {attempt} repair(s)",
+                )
+            # Back to build with the required changes, one more attempt.
+            self._store_phase(
+                run_id,
+                "review",
+                review,
+                next_phase="design",
+                extra={"repair_requests": review["required_changes"]},
+                attempt=attempt + 1,
+            )
+            self.deps.progress(f"repair {attempt + 1} of {self.repairs}")
+            return "design"
+        self._store_phase(run_id, "review", review)
+        return "review"
+
+    def _steward(self, run_id: str, config: dict[str, Any]) -> str:
+        from lifeos.evidence.bundle import write_bundle
+        from lifeos.fsutil import atomic_write
+        from lifeos.policy.gate import worktree_tree
+        from lifeos.worktree import Worktree, checkout_commit, commit_tree
+
+        self._approval(run_id, config, "before_steward")
+        task = config["task"]
+        build = config["outputs"]["build"]
+        review = config["outputs"]["review"]
+        wt = Path(build["worktree"])
+        version = config["attempt"] + 1
+        rel = f"artifacts/review_packets/Review_Packet_{task['id']}_v{version}.md"
+        env = self._env(run_id, "steward", 0, {"commit": build["commit"]})
+        evidence_rel = f".lifeos/evidence/{run_id}"
+        text = self._review_markdown(run_id, config, evidence_rel)
+        git = self._git()
+        handle = Worktree(wt, build["branch"], config["baseline"], run_id)
+        checkout_commit(git, handle, build["commit"])  # a crash may have left a commit
+        (wt / rel).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(wt / rel, text.encode())
+        tree = worktree_tree(wt)
+        message = (
+            f"lifeos: {task['id']} {task['title']}\n\nRun: {run_id}\n"
+            f"Evidence: {evidence_rel}\nReview: {rel} ({review['verdict']})\n"
+        )
+        commit, _ = env.once(
+            lambda: commit_tree(git, build["branch"], tree, build["commit"], message)
+        )
+        checkout_commit(git, handle, commit)
+        decision = build["decision"]
+        folder = write_bundle(
+            self.deps.repo.lifeos_dir,
+            run_id,
+            status="PASS",
+            reason_codes=[],
+            changed_files=[
+                {k: v for k, v in c.items() if k in ("status", "path", "old_path")}
+                for c in build["changes"]
+            ],
+            runner_log=self._runner_log(config),
+            policy_hash=config["outputs"]["policy"]["policy_hash"],
+            base_commit=config["baseline"],
+            head_commit=commit,
+            decision=decision,
+            signer=self.deps.signer,
+            clock=self.deps.clock,
+            store=self.store,
+        )
+        self._store_phase(
+            run_id,
+            "steward",
+            {
+                "commit": commit,
+                "review_packet": rel,
+                "evidence": evidence_rel,
+                "folder": str(folder),
+            },
+            top={"evidence": evidence_rel},
+        )
+        self.deps.progress(f"steward: commit {commit[:12]} with {rel}")
+        return "steward"
+
+    def _close(self, run_id: str, config: dict[str, Any]) -> str:
+        from lifeos.evidence.bundle import verify_bundle
+        from lifeos.ledger.chain import sign_checkpoint
+        from lifeos.worktree import Worktree, remove_worktree
+
+        steward = config["outputs"]["steward"]
+        build = config["outputs"]["build"]
+        report = verify_bundle(self.deps.repo.main_root / steward["evidence"], self.deps.verifier)
+        if not report.ok:
+            raise SpineStop(
+                SpineState.FAILED,
+                [ReasonCode.EVIDENCE_INCOMPLETE.value],
+                "the evidence bundle does not verify",
+            )
+        probe = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(self.deps.repo.main_root),
+                "cat-file",
+                "-e",
+                f"{steward['commit']}:{steward['review_packet']}",
+            ],
+            capture_output=True,
+            check=False,
+        )
+        if probe.returncode != 0:
+            raise SpineStop(
+                SpineState.FAILED, [ReasonCode.PACKET_MISSING.value], "the review packet is missing"
+            )
+        self._check_outside(config)
+        _, row = self.store.append_ledger(
+            "spine.landed",
+            run_id,
+            {
+                "task": config["task"]["id"],
+                "commit": steward["commit"],
+                "evidence": steward["evidence"],
+            },
+        )
+        sign_checkpoint(self.store, self.deps.signer)
+        remove_worktree(
+            self._git(),
+            Worktree(Path(build["worktree"]), build["branch"], config["baseline"], run_id),
+            delete_branch=False,
+        )
+        self._store_phase(run_id, "close", {"ledger_seq": row["seq"]}, next_phase="done")
+        return "close"
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _store_phase(
+        self,
+        run_id: str,
+        phase: str,
+        output: Any,
+        *,
+        next_phase: str | None = None,
+        extra: dict[str, Any] | None = None,
+        attempt: int | None = None,
+        policy_hash: str | None = None,
+        top: dict[str, Any] | None = None,
+    ) -> None:
+        """Write a finished phase's output and its checkpoint in one transaction
+        (``top``: keys set on the run's config itself, such as ``evidence``)."""
+        with self.store.transaction():
+            run = self.store.get_run(run_id)
+            assert run is not None
+            config = dict(run["config"])
+            outputs = {**config["outputs"], phase: output, **(extra or {})}
+            config["outputs"] = outputs
+            config["phase"] = next_phase or phase
+            if attempt is not None:
+                config["attempt"] = attempt
+            config.update(top or {})
+            self.store.update_run(run_id, config=config)
+            self._checkpoint(run_id, phase, "ok", output, policy_hash)
+
+    def _checkpoint(
+        self, run_id: str, phase: str, status: str, output: Any, policy_hash: str | None = None
+    ) -> None:
+        run = self.store.get_run(run_id)
+        if policy_hash is None and run is not None:
+            policy_hash = (run["config"]["outputs"].get("policy") or {}).get("policy_hash")
+        count = len(self.store.list_checkpoints(run_id))  # a repaired phase comes again
+        self.store.put_checkpoint(
+            {
+                "checkpoint_id": stable_uuid(run_id, phase, str(count)),
+                "run_id": run_id,
+                "step_index": count,
+                "step_id": phase,
+                "step_digest": sha256_hex({"phase": phase}),
+                "status": status,
+                "state_hash": sha256_hex(output),
+                "policy_hash": policy_hash,
+                "delta": [],
+                "info": {"phase": phase, "phase_index": PHASES.index(phase)},
+                "created_at": self.store.now(),
+            }
+        )
+
+    def _finish(
+        self, run_id: str, state: SpineState, reasons: Sequence[str], message: str
+    ) -> SpineOutcome:
+        run = self.store.get_run(run_id)
+        assert run is not None
+        config = run["config"]
+        with self.store.transaction():
+            self.store.update_run(
+                run_id,
+                status=state.value,
+                failure_reason=reasons[0] if reasons else None,
+                config={**config, "reasons": list(reasons), "message": message},
+            )
+            if state is not SpineState.PAUSED:
+                self.store.append_ledger(
+                    "spine.finished",
+                    run_id,
+                    {"state": state.value, "reason_codes": list(reasons)},
+                )
+        build = config["outputs"].get("build") or {}
+        steward = config["outputs"].get("steward") or {}
+        keep = state is not SpineState.LANDED
+        return SpineOutcome(
+            run_id=run_id,
+            task_id=run["name"],
+            state=state,
+            reasons=tuple(reasons),
+            message=message,
+            phase=config["phase"],
+            commit=steward.get("commit") or build.get("commit"),
+            branch=config.get("branch"),
+            worktree=config.get("worktree") if keep else None,
+            evidence=steward.get("evidence"),
+            agent_calls=self._calls,
+            replayed_calls=self._replayed,
+        )
+
+    def _approval(self, run_id: str, config: dict[str, Any], point: str) -> None:
+        needed = point in self.approvals or point in config["task"].get("approvals", [])
+        if not needed:
+            return
+        decision = config.get("decisions", {}).get(point)
+        if decision is None:
+            self.store.update_run(run_id, config={**config, "waiting_for": point})
+            raise SpineStop(
+                SpineState.PAUSED,
+                [],
+                f"waiting for approval ({point}): lifeos spine approve {run_id}",
+            )
+        if not decision["approved"]:
+            raise SpineStop(
+                SpineState.BLOCKED,
+                [ReasonCode.HUMAN_REJECTED.value],
+                f"rejected at {point}: {decision['note']}",
+            )
+
+    def _env(self, run_id: str, phase: str, attempt: int, inputs: Any) -> PhaseEnv:
+        return PhaseEnv(self.store, run_id, phase, attempt, inputs)
+
+    def _agent(self, env: PhaseEnv, role: str, call: AgentCall) -> AgentResponse:
+        def live() -> dict[str, Any]:
+            self._before_call(role, call)
+            response = self.deps.provider_for(role).call(call)
+            self._after_call(env, role, response)
+            return response.to_dict()
+
+        data, replayed = env.once(live)
+        if replayed:
+            self._replayed += 1
+        else:
+            self._calls += 1
+        return AgentResponse(
+            content=str(data.get("content") or ""),
+            usage=Usage.from_dict(data.get("usage") or {}),
+            call_id=str(data.get("call_id") or ""),
+            model=str(data.get("model") or ""),
+        )
+
+    def _before_call(self, role: str, call: AgentCall) -> None:
+        self._meter.before_call(call, self._pricing(role))
+
+    def _after_call(self, env: PhaseEnv, role: str, response: AgentResponse) -> None:
+        from lifeos.policy.budget import AGENT_USAGE, usage_payload
+
+        self.store.append_ledger(
+            AGENT_USAGE,
+            env.run_id,
+            usage_payload(
+                response.usage, model=response.model, role=role, call_id=response.call_id
+            ),
+        )
+        self._meter.after_call(response.usage, self._pricing(role)).raise_if_exceeded()
+
+    def _pricing(self, role: str) -> Mapping[str, float] | None:
+        spec = (self.deps.settings.get("models") or {}).get(role) or {}
+        pricing = spec.get("pricing") if isinstance(spec, dict) else None
+        return pricing if isinstance(pricing, dict) else None
+
+    def _run_command(self, cwd: Path, name: str) -> dict[str, Any]:
+        argv = self.commands[name]
+        try:
+            proc = subprocess.run(
+                argv, cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+            )
+            output = (proc.stdout + proc.stderr)[-4000:]
+            code = proc.returncode
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            output, code = str(exc), 127
+        return {"name": name, "argv": argv, "exit_code": code, "output_tail": output}
+
+    def _command_name(self, entry: str) -> str | None:
+        """The configured command an acceptance entry names (by name or command line)."""
+        if entry in self.commands:
+            return entry
+        try:
+            argv = shlex.split(entry)
+        except ValueError:
+            return None
+        return next((name for name, cmd in self.commands.items() if cmd == argv), None)
+
+    def _diff(self, base: str, head: str) -> str:
+        proc = subprocess.run(
+            ["git", "-C", str(self.deps.repo.main_root), "diff", "--no-ext-diff", base, head],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return proc.stdout[:MAX_DIFF_CHARS]
+
+    def _dirty_paths(self) -> list[str]:
+        proc = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(self.deps.repo.root),
+                "status",
+                "--porcelain",
+                "-z",
+                "--untracked-files=all",
+                "--",
+                ".",
+                ":(exclude).lifeos",
+                ":(exclude)artifacts/status",
+                ":(exclude)artifacts/packets/status",
+            ],
+            capture_output=True,
+            check=False,
+        )
+        entries = [e for e in proc.stdout.decode("utf-8", "replace").split("\0") if e]
+        return [e[3:] for e in entries if len(e) > 3]
+
+    def _check_outside(self, config: dict[str, Any]) -> None:
+        from lifeos.worktree import OutsideSnapshot, snapshot_outside
+
+        before = OutsideSnapshot.from_dict(config["outputs"]["policy"]["outside"])
+        now = snapshot_outside(self.deps.repo.main_root, None)
+        changed = before.diff(now)
+        if changed:
+            raise SpineStop(
+                SpineState.BLOCKED,
+                [ReasonCode.EXTERNAL_CHANGE.value],
+                "something outside the run's worktree changed: " + "; ".join(changed[:5]),
+            )
+
+    def _git(self) -> Any:
+        from lifeos.worktree import HardenedGit
+
+        return HardenedGit(self.deps.repo.main_root, self.deps.clock)
+
+    def _backlog_path(self) -> Path:
+        rel = (self.deps.settings.get("backlog") or {}).get("path") or "config/backlog.yaml"
+        return self.deps.repo.main_root / rel
+
+    def _landed_run(self, task_id: str) -> str | None:
+        for run in self.store.list_runs(limit=10_000):
+            if run["kind"] == "spine" and run["name"] == task_id and run["status"] == "LANDED":
+                return run["run_id"]
+        return None
+
+    def _run(self, ref: str) -> Any:
+        run = self.store.get_run(ref)
+        if run is None:
+            for candidate in self.store.list_runs(limit=10_000):
+                if any(
+                    c["checkpoint_id"] == ref
+                    for c in self.store.list_checkpoints(candidate["run_id"])
+                ):
+                    run = candidate
+                    break
+        if run is None or run["kind"] != "spine":
+            raise SpineInputError(f"no spine run {ref!r}", ReasonCode.RESUME_INVALID)
+        return run
+
+    def _runner_log(self, config: dict[str, Any]) -> str:
+        outputs = config["outputs"]
+        lines = [f"task {config['task']['id']}: {config['task']['title']}"]
+        lines.append(f"design: {outputs['design']['goal']}")
+        lines.append(f"build: {outputs['build']['summary']}")
+        for check in outputs["review"]["checks"]:
+            lines.append(f"check {check['name']}: exit {check['exit_code']}")
+        for lens in outputs["review"]["lenses"]:
+            lines.append(f"review {lens['lens']}: {lens['verdict']}")
+        return "\n".join(lines) + "\n"
+
+    def _review_markdown(self, run_id: str, config: dict[str, Any], evidence: str) -> str:
+        task = config["task"]
+        outputs = config["outputs"]
+        build, review = outputs["build"], outputs["review"]
+        rows = "\n".join(f"| {c['status']} | `{c['path']}` |" for c in build["changes"])
+        checks = (
+            "\n".join(
+                f"| {c['name']} | {'pass' if c['exit_code'] == 0 else 'FAIL'} |"
+                for c in review["checks"]
+            )
+            or "| (none) | |"
+        )
+        lenses = "\n".join(f"- **{x['lens']}**: {x['verdict']}" for x in review["lenses"])
+        files = []
+        wt = Path(build["worktree"])
+        for change in build["changes"]:
+            if change["status"] == "D":
+                continue
+            try:
+                body = (wt / change["path"]).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                body = "(not text)"
+            files.append(f"### `{change['path']}`\n\n```\n{body}\n```\n")
+        return (
+            f"# Review packet: {task['id']} — {task['title']}\n\n"
+            f"- Run: `{run_id}`\n- Baseline: `{config['baseline']}`\n"
+            f"- Build commit: `{build['commit']}`\n- Evidence: `{evidence}`\n\n"
+            f"## Summary\n\n{outputs['design']['goal']}\n\n{build['summary']}\n\n"
+            f"## Changes\n\n| status | path |\n|---|---|\n{rows}\n\n"
+            f"## Gate decision\n\n{build['decision']['result']} "
+            f"(policy `{build['decision']['policy_hash'][:12]}`, "
+            f"decision `{build['decision']['decision_id']}`)\n\n"
+            f"## Tests and acceptance checks\n\n| check | result |\n|---|---|\n{checks}\n\n"
+            f"## Review\n\n{lenses}\n\nVerdict: {review['verdict']}\n\n"
+            f"## Usage\n\n{json.dumps(build['builder'].get('usage'), sort_keys=True)}\n\n"
+            f"## Changed files\n\n" + "\n".join(files)
+        )

@@ -1,0 +1,241 @@
+"""Drive `lifeos spine` and `lifeos demo` on copies of the demo project.
+
+The agents are the replay provider answering from the demo's recorded cassette
+(examples/demo/cassettes/demo.jsonl); everything else is real: git repositories and
+worktrees, the SQLite store, the gate, the project's tests run with pytest, evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lifeos.demo import prepare
+
+LIFEOS = str(Path(sys.executable).parent / "lifeos")
+ENV = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def lifeos(cwd: Path, *args: str, timeout: float = 180) -> Any:
+    return subprocess.run(
+        [LIFEOS, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **ENV},
+    )
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def checkout_state(repo: Path) -> tuple[str, str, dict[str, bytes]]:
+    """HEAD, status and every file's bytes of the user's checkout (LifeOS-owned aside)."""
+    files = {
+        str(p.relative_to(repo)): p.read_bytes()
+        for p in sorted(repo.rglob("*"))
+        if p.is_file() and ".git" not in p.parts and ".lifeos" not in p.parts
+    }
+    return git(repo, "rev-parse", "HEAD"), git(repo, "status", "--porcelain"), files
+
+
+def one_line_error(proc: Any, code: int, reason: str) -> None:
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    err = proc.stderr.strip().splitlines()[-1]
+    assert err.startswith("lifeos: error:") and err.endswith(f"[{reason}]"), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture
+def demo_repo(tmp_path: Path) -> Path:
+    return prepare(tmp_path)
+
+
+def run_json(repo: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    proc = lifeos(repo, "spine", *args, "--json")
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_a_task_lands_on_its_branch_and_the_checkout_is_untouched(demo_repo: Path) -> None:
+    before = checkout_state(demo_repo)
+    code, out = run_json(demo_repo, "run", "--task", "T-1")
+    assert code == 0 and out["state"] == "LANDED", out
+    assert out["reason_codes"] == [] and out["worktree"] is None
+    assert checkout_state(demo_repo) == before
+    branch = out["branch"]
+    assert branch.startswith("lifeos/T-1-")
+    assert git(demo_repo, "rev-parse", branch) == out["commit"]
+    files = git(demo_repo, "ls-tree", "-r", "--name-only", out["commit"]).splitlines()
+    assert "artifacts/review_packets/Review_Packet_T-1_v1.md" in files
+    assert "tests/test_case.py" in files
+    message = git(demo_repo, "log", "-1", "--format=%B", out["commit"])
+    assert "T-1" in message and out["run_id"] in message and out["evidence"] in message
+    assert lifeos(demo_repo, "evidence", "verify", out["run_id"]).returncode == 0
+    assert lifeos(demo_repo, "ledger", "verify").returncode == 0
+    # Landed once: running the task again is refused.
+    again = lifeos(demo_repo, "spine", "run", "--task", "T-1")
+    one_line_error(again, 2, "TASK_ALREADY_DONE")
+
+
+def test_the_gate_blocks_a_denylisted_change_and_keeps_the_worktree(demo_repo: Path) -> None:
+    code, out = run_json(demo_repo, "run", "--task", "T-2")
+    assert code == 3 and out["state"] == "BLOCKED"
+    assert out["reason_codes"] == ["DENYLISTED_PATH"]
+    kept = Path(out["worktree"])
+    assert (kept / "scripts/release.sh").is_file()
+    assert git(demo_repo, "rev-parse", out["branch"]) == git(demo_repo, "rev-parse", "HEAD")
+    listed = json.loads(lifeos(demo_repo, "spine", "list", "--json").stdout)["runs"]
+    assert [(r["task_id"], r["state"]) for r in listed] == [("T-2", "BLOCKED")]
+    assert lifeos(demo_repo, "spine", "cleanup", out["run_id"]).returncode == 0
+    assert not kept.exists()
+
+
+def test_an_approval_survives_a_process_restart(demo_repo: Path) -> None:
+    code, out = run_json(demo_repo, "run", "--task", "T-4")
+    assert code == 4 and out["state"] == "PAUSED", out
+    shown = json.loads(lifeos(demo_repo, "spine", "show", out["run_id"], "--json").stdout)
+    assert shown["state"] == "PAUSED" and shown["waiting_for"] == "before_steward"
+    code, done = run_json(demo_repo, "approve", out["run_id"], "--note", "ok")
+    assert code == 0 and done["state"] == "LANDED", done
+    assert done["replayed_calls"] == 0  # nothing before the pause ran again
+
+
+def test_a_changed_policy_blocks_resume(demo_repo: Path) -> None:
+    code, out = run_json(demo_repo, "run", "--task", "T-4")
+    assert code == 4
+    config = demo_repo / "lifeos.yaml"
+    config.write_text(config.read_text().replace("profile: code", "profile: seed-v2"))
+    proc = lifeos(demo_repo, "spine", "approve", out["run_id"])
+    one_line_error(proc, 2, "POLICY_HASH_MISMATCH")
+    shown = json.loads(lifeos(demo_repo, "spine", "show", out["run_id"], "--json").stdout)
+    assert shown["state"] == "PAUSED"  # still resumable once the policy is restored
+
+
+def test_a_rejection_ends_the_run_blocked(demo_repo: Path) -> None:
+    code, out = run_json(demo_repo, "run", "--task", "T-4")
+    assert code == 4
+    code, done = run_json(demo_repo, "reject", out["run_id"], "--note", "not now")
+    assert code == 3 and done["reason_codes"] == ["HUMAN_REJECTED"]
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["run", "--task", "T-99"], "TASK_NOT_FOUND"),
+        (["run"], "INVALID_INPUT"),
+        (["run", "--task", "T-1", "--next"], "INVALID_INPUT"),
+        (["resume", "no-such-run"], "RESUME_INVALID"),
+        (["approve", "no-such-run"], "RESUME_INVALID"),
+        (["show", "no-such-run"], "INVALID_INPUT"),
+    ],
+)
+def test_bad_input_is_one_line_with_a_reason(demo_repo: Path, args: list[str], reason: str) -> None:
+    one_line_error(lifeos(demo_repo, "spine", *args), 2, reason)
+
+
+def test_a_missing_backlog_is_bad_input(demo_repo: Path) -> None:
+    (demo_repo / "config/backlog.yaml").unlink()
+    git(demo_repo, "commit", "-qam", "no backlog")
+    one_line_error(lifeos(demo_repo, "spine", "run", "--next"), 2, "INVALID_INPUT")
+
+
+def test_a_dirty_tree_stops_before_any_agent_call(demo_repo: Path) -> None:
+    (demo_repo / "README.md").write_text("uncommitted\n")
+    code, out = run_json(demo_repo, "run", "--task", "T-1")
+    assert code == 3 and out["reason_codes"] == ["DIRTY_WORKTREE"]
+    assert out["agent_calls"] == 0
+
+
+def test_an_agent_writing_outside_its_worktree_ends_the_run(demo_repo: Path) -> None:
+    """A hook appearing in the main repository while the run builds (as an agent with
+    shell access could do) ends the run with EXTERNAL_CHANGE and commits nothing."""
+    hook = demo_repo / ".git/hooks/post-checkout"
+    # The acceptance check runs the project's tests: a conftest that plants a hook.
+    (demo_repo / "tests/conftest.py").write_text(
+        f"from pathlib import Path\nPath({str(hook)!r}).write_text('#!/bin/sh\\necho pwned\\n')\n"
+    )
+    git(demo_repo, "add", "-A")
+    git(demo_repo, "commit", "-qm", "a conftest that plants a hook")
+    code, out = run_json(demo_repo, "run", "--task", "T-1")
+    assert code == 3 and out["reason_codes"] == ["EXTERNAL_CHANGE"], out
+    assert hook.exists()
+    assert out["commit"] is None or git(demo_repo, "rev-parse", out["branch"]) != out["commit"]
+
+
+@pytest.mark.slow
+def test_demo_runs_offline_and_ends_as_expected(tmp_path: Path) -> None:
+    proc = lifeos(tmp_path, "demo", "--keep", str(tmp_path / "kept"), timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {
+        line.split()[0]: line.split()[1]
+        for line in proc.stdout.splitlines()
+        if line.startswith("T-")
+    }
+    assert rows == {"T-1": "LANDED", "T-2": "BLOCKED", "T-3": "LANDED", "T-4": "LANDED"}
+    assert "ledger verified: True; evidence verified: 3/3" in proc.stdout
+    repo = tmp_path / "kept" / "repo"
+    assert git(repo, "status", "--porcelain") == ""
+    t3 = [
+        r
+        for r in json.loads(lifeos(repo, "spine", "list", "--json").stdout)["runs"]
+        if r["task_id"] == "T-3"
+    ][0]
+    assert t3["attempt"] == 1  # one repair
+
+
+def _journal_rows(db: Path, phase: str) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            return int(
+                conn.execute("SELECT count(*) FROM journal WHERE step = ?", (phase,)).fetchone()[0]
+            )
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rows_before_kill", [1, 3])
+def test_kill_9_in_build_then_resume_lands_the_same_tree(
+    tmp_path: Path, rows_before_kill: int
+) -> None:
+    straight = prepare(tmp_path / "straight")
+    code, reference = run_json(straight, "run", "--task", "T-3")
+    assert code == 0, reference
+    repo = prepare(tmp_path / "crashed")
+    db = repo / ".lifeos" / "lifeos.db"
+    child = subprocess.Popen(
+        [LIFEOS, "spine", "run", "--task", "T-3", "--json"],
+        cwd=repo,
+        env={**os.environ, **ENV},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while _journal_rows(db, "build") < rows_before_kill and child.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    runs = json.loads(lifeos(repo, "spine", "list", "--json").stdout)["runs"]
+    assert len(runs) == 1
+    code, resumed = run_json(repo, "resume", runs[0]["run_id"])
+    assert code == 0 and resumed["state"] == "LANDED", resumed
+    tree = git(repo, "rev-parse", f"{resumed['commit']}^{{tree}}")
+    assert tree == git(straight, "rev-parse", f"{reference['commit']}^{{tree}}")
+    assert git(repo, "status", "--porcelain") == ""
+    assert lifeos(repo, "ledger", "verify").returncode == 0
