@@ -58,6 +58,12 @@ def _dispatch(mission_type: str) -> WorkflowBuilder:
 
 
 MISSION_REGISTRY: dict[str, WorkflowBuilder] = {
+    "autonomous_build_cycle": _dispatch("autonomous_build_cycle"),
+    "build": _dispatch("build"),
+    "build_with_validation": _dispatch("build_with_validation"),
+    "design": _dispatch("design"),
+    "review": _dispatch("review"),
+    "steward": _dispatch("steward"),
     "daily_loop": _template("daily_loop"),
     "echo": _dispatch("echo"),
     "run_tests": _template("run_tests"),

@@ -239,3 +239,43 @@ def test_kill_9_in_build_then_resume_lands_the_same_tree(
     assert tree == git(straight, "rev-parse", f"{reference['commit']}^{{tree}}")
     assert git(repo, "status", "--porcelain") == ""
     assert lifeos(repo, "ledger", "verify").returncode == 0
+
+
+def test_run_mission_design_stops_at_the_boundary_and_resume_lands(demo_repo: Path) -> None:
+    proc = lifeos(demo_repo, "run-mission", "--from-backlog", "T-1", "--mission-type", "design")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "=== Mission Synthesis Engine ===" in proc.stdout
+    assert "Status: SUCCESS" in proc.stdout
+    runs = json.loads(lifeos(demo_repo, "spine", "list", "--json").stdout)["runs"]
+    assert [(r["task_id"], r["state"], r["phase"]) for r in runs] == [("T-1", "PAUSED", "design")]
+    assert runs[0]["waiting_for"] == "mission:design"
+    # A mission boundary is not an approval point.
+    one_line_error(lifeos(demo_repo, "spine", "approve", runs[0]["run_id"]), 2, "RESUME_INVALID")
+    code, out = run_json(demo_repo, "resume", runs[0]["run_id"])
+    assert code == 0 and out["state"] == "LANDED"
+
+
+def test_run_mission_steward_lands_and_records_the_mission(demo_repo: Path) -> None:
+    proc = lifeos(demo_repo, "run-mission", "--from-backlog", "T-1", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout)
+    mission = out["result"]["final_state"]["mission_result"]
+    assert mission["success"] and mission["outputs"]["state"] == "LANDED"
+    assert out["packet"]["task_id"] == "T-1" and out["packet"]["mission_type"] == "steward"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "reason"),
+    [
+        (["--from-backlog", "T-99"], 2, "TASK_NOT_FOUND"),
+        (["--from-backlog", "T-1", "--backlog", "nope.yaml"], 2, "INVALID_INPUT"),
+    ],
+)
+def test_run_mission_bad_input(demo_repo: Path, args: list[str], code: int, reason: str) -> None:
+    one_line_error(lifeos(demo_repo, "run-mission", *args), code, reason)
+
+
+def test_mission_run_autonomous_build_cycle_is_refused(demo_repo: Path) -> None:
+    proc = lifeos(demo_repo, "mission", "run", "autonomous_build_cycle", "--params", "{}")
+    one_line_error(proc, 2, "DEPRECATED_PATH")
+    assert "lifeos spine run" in proc.stderr

@@ -103,7 +103,17 @@ def test_get_mission_class_for_available_types(name: str, cls: type) -> None:
 
 
 def test_only_working_missions_are_registered() -> None:
-    assert sorted(t.value for t in MISSION_TYPES) == ["daily_loop", "echo", "run_tests"]
+    assert sorted(t.value for t in MISSION_TYPES) == [
+        "autonomous_build_cycle",
+        "build",
+        "build_with_validation",
+        "daily_loop",
+        "design",
+        "echo",
+        "review",
+        "run_tests",
+        "steward",
+    ]
 
 
 def test_unknown_type_is_refused_listing_valid_types() -> None:
@@ -118,13 +128,9 @@ def test_unknown_type_is_refused_listing_valid_types() -> None:
     assert err.exit_code == 2
 
 
-@pytest.mark.parametrize("name", ["design", "review", "build", "steward"])
-def test_known_but_unavailable_type_is_refused(name: str) -> None:
-    with pytest.raises(UnknownMissionError) as info:
-        get_mission_class(name)
-    assert info.value.reason is ReasonCode.MISSION_UNAVAILABLE
-    assert name in info.value.message
-    assert "echo" in info.value.message
+@pytest.mark.parametrize("mission_type", list(MissionType))
+def test_every_mission_type_is_available(mission_type: MissionType) -> None:
+    assert get_mission_class(mission_type.value)().mission_type is mission_type
 
 
 def test_failed_result_for_escalation() -> None:

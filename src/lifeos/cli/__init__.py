@@ -41,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "mission": ("lifeos.cli.mission:mission", "List and run missions."),
     "packet": ("lifeos.cli.packet:packet", "Validate packets and print packet skeletons."),
+    "run-mission": (
+        "lifeos.cli.run_mission:run_mission_cmd",
+        "Synthesize a mission packet from a backlog task and run it (exit codes as spine).",
+    ),
     "runs": ("lifeos.cli.runs:runs", "List and inspect recorded runs."),
     "spine": (
         "lifeos.cli.spine:spine",

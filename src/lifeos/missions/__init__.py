@@ -27,13 +27,27 @@ from lifeos.missions.base import (
 from lifeos.missions.daily_loop import DailyLoopMission
 from lifeos.missions.echo import EchoMission
 from lifeos.missions.run_tests import RunTestsMission
+from lifeos.missions.spine_missions import (
+    AutonomousBuildCycleMission,
+    BuildMission,
+    BuildWithValidationMission,
+    DesignMission,
+    ReviewMission,
+    StewardMission,
+)
 
 if TYPE_CHECKING:
     from lifeos.engine import StepEnv
 
 __all__ = [
     "MISSION_TYPES",
+    "AutonomousBuildCycleMission",
     "BaseMission",
+    "BuildMission",
+    "BuildWithValidationMission",
+    "DesignMission",
+    "ReviewMission",
+    "StewardMission",
     "DailyLoopMission",
     "EchoMission",
     "MissionContext",
@@ -49,6 +63,12 @@ __all__ = [
 ]
 
 MISSION_TYPES: dict[MissionType, type[BaseMission]] = {
+    MissionType.AUTONOMOUS_BUILD_CYCLE: AutonomousBuildCycleMission,
+    MissionType.BUILD: BuildMission,
+    MissionType.BUILD_WITH_VALIDATION: BuildWithValidationMission,
+    MissionType.DESIGN: DesignMission,
+    MissionType.REVIEW: ReviewMission,
+    MissionType.STEWARD: StewardMission,
     MissionType.DAILY_LOOP: DailyLoopMission,
     MissionType.ECHO: EchoMission,
     MissionType.RUN_TESTS: RunTestsMission,

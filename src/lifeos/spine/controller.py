@@ -151,8 +151,12 @@ class Spine:
 
     # -- entry points --------------------------------------------------------------
 
-    def start(self, task_id: str | None) -> SpineOutcome:
-        """Hydrate ``task_id`` (or the next TODO task) into a new run and run it."""
+    def start(self, task_id: str | None, stop_after: str | None = None) -> SpineOutcome:
+        """Hydrate ``task_id`` (or the next TODO task) into a new run and run it.
+
+        With ``stop_after`` (a phase), the run stops PAUSED at that mission boundary once
+        the phase is done; ``resume`` continues it.
+        """
         from lifeos.backlog import load_backlog
 
         backlog = load_backlog(self._backlog_path())
@@ -195,9 +199,9 @@ class Spine:
         self.store.append_ledger("spine.started", run_id, {"task": task.id, "baseline": baseline})
         self._checkpoint(run_id, "hydrate", "ok", {"task": task.id, "baseline": baseline})
         self.deps.progress(f"run {run_id}: task {task.id} from {baseline[:12]}")
-        return self._drive(run_id)
+        return self._drive(run_id, stop_after)
 
-    def resume(self, ref: str) -> SpineOutcome:
+    def resume(self, ref: str, stop_after: str | None = None) -> SpineOutcome:
         """Continue run ``ref`` (a run id or one of its checkpoint ids)."""
         run = self._run(ref)
         if run["status"] in (
@@ -213,7 +217,7 @@ class Spine:
         if run["status"] == SpineState.PAUSED:
             config = run["config"]
             point = config.get("waiting_for")
-            if point and point not in config.get("decisions", {}):
+            if point in APPROVAL_POINTS and point not in config.get("decisions", {}):
                 raise SpineInputError(
                     f"run {run['run_id']} waits for approval ({point}): "
                     f"`lifeos spine approve {run['run_id']}` or `reject`",
@@ -221,7 +225,7 @@ class Spine:
                 )
         self._same_policy(run)
         self.store.update_run(run["run_id"], status=SpineState.RUNNING.value)
-        return self._drive(run["run_id"])
+        return self._drive(run["run_id"], stop_after)
 
     def _same_policy(self, run: Any) -> None:
         """Refuse to continue a run under another policy than the one it started with."""
@@ -243,7 +247,7 @@ class Spine:
         run = self._run(ref)
         config = run["config"]
         point = config.get("waiting_for")
-        if run["status"] != SpineState.PAUSED or not point:
+        if run["status"] != SpineState.PAUSED or point not in APPROVAL_POINTS:
             raise SpineInputError(
                 f"run {run['run_id']} is {run['status']}, not waiting for approval",
                 ReasonCode.RESUME_INVALID,
@@ -260,8 +264,9 @@ class Spine:
 
     # -- the phase loop ----------------------------------------------------------------
 
-    def _drive(self, run_id: str) -> SpineOutcome:
-        """Run phases from where the run stands until it lands or stops."""
+    def _drive(self, run_id: str, stop_after: str | None = None) -> SpineOutcome:
+        """Run phases from where the run stands until it lands or stops (or, with
+        ``stop_after``, until that phase is done: a mission boundary)."""
         self._calls = self._replayed = 0
         try:
             self._meter = self._make_meter(run_id)
@@ -271,6 +276,16 @@ class Spine:
                 config = run["config"]
                 if config["phase"] == "done":
                     return self._finish(run_id, SpineState.LANDED, [], "landed")
+                if stop_after is not None and config["phase"] == stop_after:
+                    self.store.update_run(
+                        run_id, config={**config, "waiting_for": f"mission:{stop_after}"}
+                    )
+                    return self._finish(
+                        run_id,
+                        SpineState.PAUSED,
+                        [],
+                        f"stopped after {stop_after}: `lifeos spine resume {run_id}` continues",
+                    )
                 self._run_phase(run_id, config["phase"], config)
         except SpineStop as stop:
             return self._finish(run_id, stop.state, stop.reasons, stop.message)
