@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,10 +43,22 @@ def _make_spine(config_path: str | None) -> Spine:
             providers[role] = build_provider(name, spec, os.environ, where.main_root)
         return providers[role]
 
-    def progress(line: str) -> None:
-        click.echo(f"[spine] {line}", err=True)
+    started = time.monotonic()
+    live = sys.stderr.isatty()
 
-    return Spine(
+    def progress(line: str) -> None:
+        if not live:  # plain lines for logs and pipes
+            click.echo(f"[spine] {line}", err=True)
+            return
+        spent = made.spend() if made is not None else {}
+        tokens, cost = spent.get("tokens", 0), spent.get("cost_usd", 0.0)
+        click.echo(
+            f"[spine {time.monotonic() - started:6.1f}s {tokens:>7} tok ${cost:.4f}] {line}",
+            err=True,
+        )
+
+    made: Spine | None = None
+    made = Spine(
         SpineDeps(
             repo=where,
             store=store,
@@ -58,6 +71,7 @@ def _make_spine(config_path: str | None) -> Spine:
             env=dict(os.environ),
         )
     )
+    return made
 
 
 def _report(outcome: SpineOutcome, as_json: bool) -> int:

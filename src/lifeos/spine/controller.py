@@ -262,6 +262,12 @@ class Spine:
             )
         return self._drive(run["run_id"])
 
+    def spend(self) -> dict[str, Any]:
+        """The current run's spend so far (tokens, cost, calls), for progress lines."""
+        if self._meter is None:
+            return {}
+        return dict(self._meter.spent().to_dict())
+
     # -- the phase loop ----------------------------------------------------------------
 
     def _drive(self, run_id: str, stop_after: str | None = None) -> SpineOutcome:
