@@ -279,3 +279,42 @@ def test_mission_run_autonomous_build_cycle_is_refused(demo_repo: Path) -> None:
     proc = lifeos(demo_repo, "mission", "run", "autonomous_build_cycle", "--params", "{}")
     one_line_error(proc, 2, "DEPRECATED_PATH")
     assert "lifeos spine run" in proc.stderr
+
+
+AGENT = """\
+import sys
+from pathlib import Path
+# A stand-in CLI coding agent: it gets the instructions as its argument and edits the
+# files of the directory it runs in (the run's worktree), as a real one would.
+assert "build_packet" in sys.argv[1]
+Path("src/wordcount/shout.py").write_text("def shout(text):\\n    return text.upper()\\n")
+print("added src/wordcount/shout.py")
+"""
+REVIEWER = 'print(\'{"verdict": "approve", "issues": [], "risks": [], "required_changes": []}\')\n'
+
+
+def test_a_cli_agent_builds_in_the_worktree(demo_repo: Path, tmp_path: Path) -> None:
+    tools = tmp_path / "agents"
+    tools.mkdir()
+    (tools / "agent.py").write_text(AGENT)
+    (tools / "reviewer.py").write_text(REVIEWER)
+    config = demo_repo / "lifeos.yaml"
+    text = config.read_text().split("budget:")[0]  # no caps: a text agent reports no usage
+    text = text.replace(
+        "  builder: {provider: replay,",
+        f'  builder: {{provider: command, command: [python, "{tools / "agent.py"}", "{{prompt}}"]}}\n'
+        "  unused_builder: {provider: replay,",
+    ).replace(
+        "  reviewer: {provider: replay,",
+        f'  reviewer: {{provider: command, command: [python, "{tools / "reviewer.py"}"]}}\n'
+        "  unused_reviewer: {provider: replay,",
+    )
+    config.write_text(text)
+    git(demo_repo, "commit", "-qam", "a CLI agent builds")
+    before = checkout_state(demo_repo)
+    code, out = run_json(demo_repo, "run", "--task", "T-1")
+    assert code == 0 and out["state"] == "LANDED", out
+    files = git(demo_repo, "ls-tree", "-r", "--name-only", out["commit"]).splitlines()
+    assert "src/wordcount/shout.py" in files
+    assert checkout_state(demo_repo) == before
+    assert not (demo_repo / "src/wordcount/shout.py").exists()

@@ -31,6 +31,8 @@ from lifeos.store.base import Store
 __all__ = ["Spine", "SpineDeps", "SpineOutcome"]
 
 APPROVAL_POINTS = ("before_build", "before_steward")
+EXTERNAL_BUILDERS = ("command",)
+"""Builder providers that are coding agents of their own: they edit the worktree."""
 MAX_DIFF_CHARS = 20_000
 
 DESIGNER_SYSTEM = (
@@ -426,17 +428,22 @@ class Spine:
             {"build_packet": packet, "required_changes": repairs}, indent=2, sort_keys=True
         )
         self.deps.progress(f"build (attempt {attempt + 1}) in {wt.path}")
-        result = run_native_builder(
-            self.deps.provider_for("builder"),
-            wt.path,
-            instructions,
-            config=NativeBuilderConfig(commands=self.commands),
-            once=env.native_once,
-            before_call=lambda call: self._before_call("builder", call),
-            after_call=lambda response: self._after_call(env, "builder", response),
-            system_prompt=BUILDER_SYSTEM,
-        )
-        self._calls += result.model_calls
+        spec = (self.deps.settings.get("models") or {}).get("builder") or {}
+        if isinstance(spec, dict) and spec.get("provider") in EXTERNAL_BUILDERS:
+            summary, builder_info = self._external_build(env, wt.path, instructions, spec)
+        else:
+            result = run_native_builder(
+                self.deps.provider_for("builder"),
+                wt.path,
+                instructions,
+                config=NativeBuilderConfig(commands=self.commands),
+                once=env.native_once,
+                before_call=lambda call: self._before_call("builder", call),
+                after_call=lambda response: self._after_call(env, "builder", response),
+                system_prompt=BUILDER_SYSTEM,
+            )
+            self._calls += result.model_calls
+            summary, builder_info = result.summary, result.to_dict()
         self._check_outside(config)
         policy = resolve_policy(None, self.deps.settings.get("policy"))
         if policy.hash != config["outputs"]["policy"]["policy_hash"]:
@@ -478,8 +485,8 @@ class Spine:
                 "tree": decision.tree,
                 "decision": decision.to_dict(),
                 "changes": changes,
-                "summary": result.summary,
-                "builder": result.to_dict(),
+                "summary": summary,
+                "builder": builder_info,
                 "branch": wt.branch,
                 "worktree": str(wt.path),
             },
@@ -853,6 +860,46 @@ class Spine:
         except (OSError, subprocess.TimeoutExpired) as exc:
             output, code = str(exc), 127
         return {"name": name, "argv": argv, "exit_code": code, "output_tail": output}
+
+    def _external_build(
+        self, env: PhaseEnv, worktree: Path, instructions: str, spec: Mapping[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """Let an external coding agent (a CLI agent) build in the worktree.
+
+        The agent edits files itself, so what it changed is read from the worktree after
+        the call and journaled with the response; a replay writes those changes again
+        instead of running the agent.
+        """
+        from lifeos.agents.factory import build_provider
+        from lifeos.spine.changes import apply_changes, capture_changes
+
+        call = AgentCall(
+            messages=[{"role": "system", "content": BUILDER_SYSTEM}],
+            prompt=instructions,
+            role="builder",
+        )
+
+        def live() -> dict[str, Any]:
+            self._before_call("builder", call)
+            provider = build_provider("builder", spec, self.deps.env, worktree)
+            response = provider.call(call)
+            self._after_call(env, "builder", response)
+            return {"response": response.to_dict(), "changes": capture_changes(worktree)}
+
+        record, replayed = env.once(live)
+        if replayed:
+            apply_changes(worktree, record["changes"])
+            self._replayed += 1
+        else:
+            self._calls += 1
+        response = record["response"]
+        info = {
+            "kind": str(spec.get("provider")),
+            "files_written": sorted(c["path"] for c in record["changes"] if not c.get("deleted")),
+            "files_deleted": sorted(c["path"] for c in record["changes"] if c.get("deleted")),
+            "usage": response.get("usage"),
+        }
+        return str(response.get("content") or "").strip()[:2000], info
 
     def _command_name(self, entry: str) -> str | None:
         """The configured command an acceptance entry names (by name or command line)."""
