@@ -41,7 +41,17 @@ def snapshot(repo: Path) -> dict[str, bytes]:
 def test_mission_list_sorted_json(git_repo: Path) -> None:
     proc = lifeos(git_repo, "mission", "list", "--json")
     assert proc.returncode == 0
-    assert json.loads(proc.stdout) == ["daily_loop", "echo", "run_tests"]
+    assert json.loads(proc.stdout) == [
+        "autonomous_build_cycle",
+        "build",
+        "build_with_validation",
+        "daily_loop",
+        "design",
+        "echo",
+        "review",
+        "run_tests",
+        "steward",
+    ]
 
 
 def test_echo_json_has_the_seed_shape(git_repo: Path) -> None:
@@ -93,9 +103,16 @@ def test_unknown_mission_lists_the_valid_ones(git_repo: Path) -> None:
         assert name in proc.stderr
 
 
-def test_unavailable_mission_type_is_refused(git_repo: Path) -> None:
-    proc = lifeos(git_repo, "mission", "run", "design")
+def test_unknown_mission_type_is_refused(git_repo: Path) -> None:
+    proc = lifeos(git_repo, "mission", "run", "designer")
     assert_one_line_error(proc, 2, "UNKNOWN_MISSION")
+
+
+def test_a_spine_mission_without_a_task_is_bad_input(git_repo: Path) -> None:
+    proc = lifeos(git_repo, "mission", "run", "design")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith("[INVALID_INPUT]")
+    assert "task_id or run_id" in proc.stderr
 
 
 DAILY_STATE = {
