@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 import pytest
@@ -15,6 +17,8 @@ from lifeos.canonical import (
     LIFEOS_NAMESPACE,
     canonical_json,
     canonical_text,
+    copy_json,
+    encode_checked,
     pretty_json,
     sha256_hex,
     stable_uuid,
@@ -104,6 +108,23 @@ class TestRejections:
         with pytest.raises(CanonicalError):
             canonical_json({"ok": [{2: "v"}]})
 
+    def test_rejects_subclasses_of_json_types(self) -> None:
+        class Colour(enum.IntEnum):
+            RED = 1
+
+        class Name(str):
+            pass
+
+        # Each would encode like its base type, so two different values would share bytes.
+        for bad in (Colour.RED, Name("x"), OrderedDict(a=1), {"nested": [Name("y")]}):
+            with pytest.raises(CanonicalError, match="not a JSON type"):
+                canonical_json(bad)
+
+    def test_nan_deep_in_an_otherwise_valid_value_names_its_path(self) -> None:
+        value = {"a": [{"b": 1}, {"c": {"d": [1.0, 2.0, float("-inf")]}}]}
+        with pytest.raises(CanonicalError, match=r"^a\[1\]\.c\.d\[2\]: NaN"):
+            canonical_json(value)
+
     def test_error_is_input_error_with_exit_2(self) -> None:
         with pytest.raises(CanonicalError) as info:
             canonical_json({"s": {1}})
@@ -159,6 +180,34 @@ class TestStableUuid:
         assert stable_uuid("ab", "c") != stable_uuid("a", "bc")
 
 
+class TestCopyJson:
+    def test_copy_is_equal_and_shares_no_container(self) -> None:
+        value = {"a": [1, {"b": [2.5, None]}], "c": {"d": "e"}, "t": (1, [2])}
+        copied = copy_json(value)
+        assert copied == value
+        assert canonical_json(copied) == canonical_json(value)
+        assert copied is not value
+        assert copied["a"] is not value["a"] and copied["a"][1] is not value["a"][1]
+        assert type(copied["t"]) is tuple and copied["t"][1] is not value["t"][1]
+        copied["a"][1]["b"].append(3)
+        assert value["a"][1]["b"] == [2.5, None]
+
+    def test_non_json_parts_are_deep_copied(self) -> None:
+        inner = {1, 2}
+        value = {"s": inner, "d": OrderedDict(k=[1])}
+        copied = copy_json(value)
+        assert copied == value
+        assert copied["s"] is not inner
+        assert copied["d"]["k"] is not value["d"]["k"]
+
+    def test_a_cycle_falls_back_to_deepcopy(self) -> None:
+        cycle: list[Any] = [1]
+        cycle.append(cycle)
+        copied = copy_json(cycle)
+        assert copied is not cycle
+        assert copied[1] is copied
+
+
 class TestPrettyJson:
     def test_sorted_indented_and_raw_unicode(self) -> None:
         out = pretty_json({"b": 1, "a": "ü"})
@@ -204,3 +253,26 @@ def test_canonical_form_is_idempotent(value: Any) -> None:
 def test_key_order_never_changes_encoding(value: dict[str, int]) -> None:
     reversed_value = dict(reversed(list(value.items())))
     assert canonical_json(reversed_value) == canonical_json(value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_copy_json_matches_deepcopy(value: Any) -> None:
+    copied = copy_json(value)
+    assert copied == value
+    assert canonical_json(copied) == canonical_json(value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_encode_checked_is_canonical_text_for_canonical_values(value: Any) -> None:
+    assert encode_checked(value) == canonical_text(value)
+    assert canonical_text(value) == json.dumps(
+        value, ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=8), min_size=1, max_size=4))
+def test_stable_uuid_is_uuid5_of_the_joined_parts(parts: list[str]) -> None:
+    assert stable_uuid(*parts) == str(uuid.uuid5(LIFEOS_NAMESPACE, "\x1f".join(parts)))

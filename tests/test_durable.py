@@ -216,6 +216,33 @@ def test_checkpoints_hold_deltas_not_the_whole_state(open_store: Any) -> None:
     assert StoreRecorder(store).load(RUN)[1].delta == cps[1]["delta"]
 
 
+def test_a_change_equality_misses_is_checkpointed_and_resumes(open_store: Any) -> None:
+    """1 -> true and 0.0 -> -0.0 inside an object: == finds them equal, canonical JSON not."""
+    store = open_store()
+    wf = flow(
+        runtime("flip", "set", path="x.a", value=True),
+        runtime("sign", "set", path="x.b", value=-0.0),
+        StepSpec("approve", "human", {"description": "ok?"}),
+        runtime("finish", "set", path="done", value=1),
+    )
+    state = {"x": {"a": 1, "b": 0.0}}
+    paused = go(store, orchestrator(Counter()), wf, state=state)
+    assert paused.status == "paused"
+    deltas = [c["delta"] for c in store.list_checkpoints(RUN)]
+    assert canonical_json(deltas) == canonical_json(
+        [
+            [{"op": "set", "path": ["x", "a"], "value": True}],
+            [{"op": "set", "path": ["x", "b"], "value": -0.0}],
+        ]
+    )
+    result = go(
+        store, orchestrator(Counter()), wf, state=state, decisions={"approve": Decision.approve()}
+    )
+    assert result.status == "completed", result.error_message
+    expected = {"x": {"a": True, "b": -0.0}, "done": 1}
+    assert canonical_json(result.final_state) == canonical_json(expected)
+
+
 # -- refusing to resume something else ------------------------------------------------
 
 
@@ -312,6 +339,19 @@ def test_failed_run_resumed_returns_the_same_failure_without_rerunning(open_stor
     assert store.list_checkpoints(RUN) == checkpoints
     # A finished run replays from its checkpoints: no step ran, nothing was appended.
     assert store.ledger_size() == entries
+
+
+def test_rejected_run_replays_the_same_receipt(open_store: Any) -> None:
+    store = open_store()
+    reject = {"approve": Decision.reject("not now")}
+    first = go(store, orchestrator(Counter()), standard(), decisions=reject)
+    assert first.status == "failed"
+    assert first.reason_code == ReasonCode.HUMAN_REJECTED.value
+    again = go(store, orchestrator(Counter()), standard(), decisions=reject)
+    assert again.to_dict() == first.to_dict()
+    assert again.receipt["decisions"] == [
+        {"actor": "human", "decision": "reject", "note": "not now", "step_id": "approve"}
+    ]
 
 
 def test_fail_operation_failure_is_replayed(open_store: Any) -> None:

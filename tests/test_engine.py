@@ -371,6 +371,28 @@ class TestImmutability:
         assert result.status == "failed"
         assert state == {"n": 5}
 
+    def test_unusual_definitions_are_copied_too(self) -> None:
+        class Tagged(WorkflowDefinition):
+            pass
+
+        odd = Tagged(id="odd", steps=[runtime("a", "set", path="x", value=[1])])
+        renamed = workflow(runtime("a", "set", path="x", value=[1]))
+        renamed.name = "another name"  # after construction: no longer checked
+        for wf in (odd, renamed):
+            result = run(wf)
+            assert result.success
+            assert type(result.workflow) is type(wf)
+            assert result.workflow is not wf
+            result.executed_steps[0].payload["value"].append(2)
+            assert wf.steps[0].payload["value"] == [1]
+
+    def test_context_metadata_is_copied(self) -> None:
+        ctx = ExecutionContext(initial_state={"a": 1}, metadata={"tags": ["x"], "run_id": "r"})
+        result = Orchestrator().run_workflow(workflow(runtime("noop")), ctx)
+        assert result.context is not None and result.context.metadata is not None
+        result.context.metadata["tags"].append("y")
+        assert ctx.metadata == {"tags": ["x"], "run_id": "r"}
+
 
 # -- failure ------------------------------------------------------------------------
 

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from lifeos.canonical import canonical_text, sha256_hex, stable_uuid
-from lifeos.delta import apply_delta, diff
+from lifeos.canonical import canonical_text, copy_json, sha256_hex, stable_uuid
+from lifeos.delta import advance, apply_delta
 from lifeos.errors import (
     AntiFailureViolation,
     EnvelopeViolation,
@@ -211,6 +210,9 @@ class RunRecorder(Protocol):
         ...
 
 
+# What a human step's receipt entry holds; its checkpoint info may add reason and message.
+_DECISION_KEYS = ("actor", "decision", "note", "step_id")
+
 _TERMINAL: dict[str, RunStatus] = {
     "failed": "failed",
     "escalated": "escalated",
@@ -248,7 +250,9 @@ class StepEnv:
         services: Services,
         journal: Journal | None,
         run_id: Callable[[], str],
+        step_digest: str | None = None,
     ) -> None:
+        """Set up the view of one step; ``step_digest`` saves hashing the spec again."""
         self.step = step
         self.workflow = workflow
         self.context = context
@@ -256,7 +260,7 @@ class StepEnv:
         self.journal = journal
         self._run_id = run_id
         self._calls = 0
-        self._digest: str | None = None
+        self._digest = step_digest
         self.current_key: JournalKey | None = None
         """The idempotency key of the side effect running now (inside ``once``)."""
 
@@ -289,16 +293,16 @@ class StepEnv:
         if self.journal is None:
             return call(), False
         if self._digest is None:
-            self._digest = sha256_hex(self.step.to_dict())
+            self._digest = _step_digest(self.step)
         record = self.journal.get(key)
         if record is not None:
             if record["step_digest"] != self._digest:
                 raise _Nondeterminism(
                     f"step '{self.step.id}' differs from the one recorded for run {self.run_id}"
                 )
-            return copy.deepcopy(record["result"]), True
+            return copy_json(record["result"]), True
         result = call()
-        entry: JournalRecord = {"step_digest": self._digest, "result": copy.deepcopy(result)}
+        entry: JournalRecord = {"step_digest": self._digest, "result": copy_json(result)}
         transaction = getattr(self.journal, "transaction", None)
         if also is not None and transaction is not None:
             with transaction():  # the record and what goes with it commit together
@@ -412,9 +416,9 @@ class Orchestrator:
             The result: completed, failed, escalated, or paused at a human step.
         """
         self.validate(workflow)
-        wf = copy.deepcopy(workflow)
-        context = copy.deepcopy(ctx)
-        state = copy.deepcopy(ctx.initial_state)
+        wf = _copy_workflow(workflow)
+        context = _copy_context(ctx)
+        state = copy_json(ctx.initial_state)
         if self.recorder is None:
             return self._execute(wf, context, state, 0, [], [], dict(decisions or {}), run_id)
         run_id = run_id or _derive_run_id(wf, context)
@@ -432,6 +436,7 @@ class Orchestrator:
         """Rebuild a run's progress from its checkpoints, then run what is left."""
         executed: list[StepSpec] = []
         recorded: list[dict[str, Any]] = []
+        digests = _step_digests(wf)
         checkpoints = recorder.load(run_id)
         for i, cp in enumerate(checkpoints):
             stop: StepFailure | None = None
@@ -441,7 +446,7 @@ class Orchestrator:
                     f"run {run_id} has a checkpoint for step {cp.index} that this workflow "
                     "does not have",
                 )
-            elif cp.step_digest != sha256_hex(wf.steps[i].to_dict()):
+            elif cp.step_digest != digests[i]:
                 stop = StepFailure(
                     ReasonCode.NONDETERMINISM,
                     f"step '{wf.steps[i].id}' differs from the one recorded for run {run_id}",
@@ -465,8 +470,8 @@ class Orchestrator:
                 )
             step = wf.steps[i]
             executed.append(step)
-            if step.kind == "human":
-                recorded.append(dict(cp.info))
+            if step.kind == "human":  # the decision as recorded, without a rejection's reason
+                recorded.append({k: cp.info[k] for k in _DECISION_KEYS if k in cp.info})
             if cp.status in _TERMINAL:
                 failure = StepFailure(
                     ReasonCode(cp.info["reason"]), cp.info["message"], _TERMINAL[cp.status]
@@ -475,7 +480,7 @@ class Orchestrator:
                     wf, context, state, executed, recorded, failure, step.id, None, run_id, {}
                 )
         return self._execute(
-            wf, context, state, len(checkpoints), executed, recorded, decisions, run_id
+            wf, context, state, len(checkpoints), executed, recorded, decisions, run_id, digests
         )
 
     def resume(self, result: OrchestrationResult, decision: Decision) -> OrchestrationResult:
@@ -491,9 +496,9 @@ class Orchestrator:
         wf = result.workflow
         ids = [s.id for s in wf.steps]
         index = ids.index(result.waiting_step_id)
-        state = copy.deepcopy(result.final_state)
-        executed = copy.deepcopy(result.executed_steps)
-        recorded = copy.deepcopy(result.receipt.get("decisions", []))
+        state = copy_json(result.final_state)
+        executed = _copy_steps(result.executed_steps)
+        recorded = copy_json(result.receipt.get("decisions", []))
         return self._execute(
             wf,
             result.context,
@@ -515,6 +520,7 @@ class Orchestrator:
         recorded: list[dict[str, Any]],
         decisions: dict[str, Decision],
         run_id: str | None,
+        digests: list[str] | None = None,
     ) -> OrchestrationResult:
         run_id_cell: list[str] = [run_id] if run_id else []
 
@@ -528,13 +534,17 @@ class Orchestrator:
             return run_id_cell[0]
 
         recorder = self.recorder
-        prev = copy.deepcopy(state) if recorder is not None else None
-        digests = [sha256_hex(s.to_dict()) for s in wf.steps] if recorder is not None else []
+        prev = copy_json(state) if recorder is not None else None
+        if recorder is not None and digests is None:
+            digests = _step_digests(wf)
 
         def checkpoint(index: int, step: StepSpec, status: str, info: dict[str, Any]) -> None:
             nonlocal prev
-            assert recorder is not None
-            text = canonical_text(state)  # validates the state once, hashes and copies it
+            assert recorder is not None and digests is not None
+            # Validates the state once; the hash is of this text, and so is the check that
+            # the delta rebuilds the state exactly from the previous one.
+            text = canonical_text(state)
+            delta, prev = advance(prev, state, text)
             recorder.record(
                 StepCheckpoint(
                     run_id=get_run_id(),
@@ -544,11 +554,10 @@ class Orchestrator:
                     status=status,
                     state_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
                     policy_hash=self.policy_hash,
-                    delta=diff(prev, state),
+                    delta=delta,
                     info=info,
                 )
             )
-            prev = json.loads(text)
 
         clock = self.clock
         timings: dict[str, float] = {}
@@ -588,7 +597,15 @@ class Orchestrator:
                 continue
             executed.append(step)
             started = clock() if clock else 0.0
-            env = StepEnv(step, wf, context, self.services, self.journal, get_run_id)
+            env = StepEnv(
+                step,
+                wf,
+                context,
+                self.services,
+                self.journal,
+                get_run_id,
+                digests[index] if digests is not None else None,
+            )
             try:
                 failure = self.operations.run(step, state, env)
             except _Nondeterminism as exc:
@@ -658,6 +675,52 @@ class Orchestrator:
             run_id=run_id,
             timings=timings,
         )
+
+
+def _step_digest(step: StepSpec) -> str:
+    """SHA-256 of the step spec: the canonical JSON of ``step.to_dict()``.
+
+    Canonical JSON sorts keys, so the payload needs no sorted copy first.
+    """
+    payload = step.payload if step.payload else {}
+    return sha256_hex({"id": step.id, "kind": step.kind, "payload": payload})
+
+
+def _step_digests(wf: WorkflowDefinition) -> list[str]:
+    """Each step's digest, in order (what checkpoints and journal records carry)."""
+    return [_step_digest(s) for s in wf.steps]
+
+
+def _copy_steps(steps: list[StepSpec]) -> list[StepSpec]:
+    """A deep copy of ``steps`` (field by field when they are plain ``StepSpec``s)."""
+    if type(steps) is not list or any(type(s) is not StepSpec for s in steps):
+        return copy.deepcopy(steps)
+    return [StepSpec(s.id, s.kind, copy_json(s.payload)) for s in steps]
+
+
+def _copy_workflow(workflow: WorkflowDefinition) -> WorkflowDefinition:
+    """A deep copy of ``workflow`` (field by field for a plain ``WorkflowDefinition``).
+
+    ``copy.deepcopy`` walks the dataclasses through their reduce protocol with a memo;
+    a definition is small JSON-like data, so copying its fields directly gives the same
+    result at a fraction of the cost. Anything unusual (a subclass, non-list steps, an
+    id and name made to disagree after construction) goes through ``copy.deepcopy``.
+    """
+    if type(workflow) is not WorkflowDefinition or workflow.id != workflow.name:
+        return copy.deepcopy(workflow)
+    return WorkflowDefinition(
+        id=workflow.id,
+        steps=_copy_steps(workflow.steps),
+        metadata=copy_json(workflow.metadata),
+        name=workflow.name,
+    )
+
+
+def _copy_context(ctx: ExecutionContext) -> ExecutionContext:
+    """A deep copy of ``ctx`` (field by field for a plain ``ExecutionContext``)."""
+    if type(ctx) is not ExecutionContext:
+        return copy.deepcopy(ctx)
+    return ExecutionContext(copy_json(ctx.initial_state), copy_json(ctx.metadata))
 
 
 def _derive_run_id(wf: WorkflowDefinition, context: ExecutionContext) -> str:

@@ -13,11 +13,12 @@ test-report steps the builder's templates use.
 
 from __future__ import annotations
 
-import copy
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from lifeos.canonical import copy_json
 from lifeos.engine import StepEnv, StepFailure, StepSpec
 from lifeos.errors import (
     EnvelopeViolation,
@@ -30,11 +31,19 @@ from lifeos.statepath import MISSING, StatePathError, get_path, parse_path, set_
 
 __all__ = ["Operation", "OperationRegistry", "default_registry"]
 
-_SCALARS = (str, int, float, bool, type(None))
+
+@functools.lru_cache(maxsize=1024)
+def _parse_text(path: str) -> tuple[str, ...]:
+    return parse_path(path)
 
 
-def _copy(value: Any) -> Any:
-    return value if isinstance(value, _SCALARS) else copy.deepcopy(value)
+def _parts(path: object) -> tuple[str, ...]:
+    """``parse_path``, remembered for string paths (their parts are an immutable tuple).
+
+    Steps name the same few paths in validation and on every run; an invalid path
+    raises each time, as ``parse_path`` does.
+    """
+    return _parse_text(path) if type(path) is str else parse_path(path)
 
 
 def _bad(step: StepSpec, message: str) -> WorkflowDefinitionError:
@@ -132,21 +141,21 @@ class Fail(Operation):
 
 def _check_source(op: Operation, step: StepSpec) -> None:
     Operation.validate(op, step)
-    parse_path(step.payload.get("path"))
+    _parts(step.payload.get("path"))
     has_value, has_from = "value" in step.payload, "from" in step.payload
     if has_value == has_from:
         raise _bad(step, "give exactly one of 'value' or 'from'")
     if has_from:
-        parse_path(step.payload["from"])
+        _parts(step.payload["from"])
 
 
 def _source(step: StepSpec, state: dict[str, Any]) -> Any:
     if "from" in step.payload:
-        value = get_path(state, parse_path(step.payload["from"]))
+        value = get_path(state, _parts(step.payload["from"]))
         if value is MISSING:
             raise StatePathError(f"state path '{step.payload['from']}' does not exist")
-        return _copy(value)
-    return _copy(step.payload["value"])
+        return copy_json(value)
+    return copy_json(step.payload["value"])
 
 
 class Set(Operation):
@@ -159,7 +168,7 @@ class Set(Operation):
         _check_source(self, step)
 
     def run(self, step: StepSpec, state: dict[str, Any], env: StepEnv) -> StepFailure | None:
-        set_path(state, parse_path(step.payload["path"]), _source(step, state))
+        set_path(state, _parts(step.payload["path"]), _source(step, state))
         return None
 
 
@@ -173,7 +182,7 @@ class Append(Operation):
         _check_source(self, step)
 
     def run(self, step: StepSpec, state: dict[str, Any], env: StepEnv) -> StepFailure | None:
-        parts = parse_path(step.payload["path"])
+        parts = _parts(step.payload["path"])
         target = get_path(state, parts)
         value = _source(step, state)
         if target is MISSING:
@@ -223,7 +232,7 @@ class Calc(Operation):
 
     def validate(self, step: StepSpec) -> None:
         super().validate(step)
-        parse_path(step.payload.get("path"))
+        _parts(step.payload.get("path"))
         op = step.payload.get("op")
         if op not in _CALC:
             raise _bad(step, f"'op' must be one of {sorted(_CALC)}, not {op!r}")
@@ -232,7 +241,7 @@ class Calc(Operation):
             raise _bad(step, f"'args' must be a list of at least {_CALC[op][0]} operand(s)")
         for i, arg in enumerate(args):
             if isinstance(arg, dict) and set(arg) == {"path"}:
-                parse_path(arg["path"])
+                _parts(arg["path"])
             elif not _is_number(arg):
                 raise _bad(step, f"args[{i}] is {arg!r}: give a number or {{'path': ...}}")
             elif isinstance(arg, float) and not math.isfinite(arg):
@@ -242,7 +251,7 @@ class Calc(Operation):
         values: list[float] = []
         for arg in step.payload["args"]:
             if isinstance(arg, dict):
-                value = get_path(state, parse_path(arg["path"]))
+                value = get_path(state, _parts(arg["path"]))
                 if not _is_number(value):
                     found = "nothing" if value is MISSING else type(value).__name__
                     raise InputError(
@@ -261,7 +270,7 @@ class Calc(Operation):
             ) from None
         if isinstance(result, float) and not math.isfinite(result):
             raise InputError("calc result is not a finite number", ReasonCode.STATE_TYPE_INVALID)
-        set_path(state, parse_path(step.payload["path"]), result)
+        set_path(state, _parts(step.payload["path"]), result)
         return None
 
 
@@ -302,7 +311,7 @@ class MissionOp(Operation):
             )
         result, _ = env.once(lambda: execute_mission(mission_type, env, inputs).to_dict())
         state["mission_result"] = result
-        results[step.id] = copy.deepcopy(result)
+        results[step.id] = copy_json(result)
         if result["success"]:
             return None
         error = result.get("error") or "Mission failed without error message"
@@ -336,7 +345,7 @@ class LLMCall(Operation):
         max_tokens = step.payload.get("max_tokens", 1)
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
             raise _bad(step, "'max_tokens' must be a positive integer")
-        parse_path(step.payload.get("output_key", "llm_response"))
+        _parts(step.payload.get("output_key", "llm_response"))
 
     def run(self, step: StepSpec, state: dict[str, Any], env: StepEnv) -> StepFailure | None:
         llm = env.services.llm
@@ -378,9 +387,9 @@ class LLMCall(Operation):
                 ReasonCode.PROVIDER_ERROR, f"Step '{step.id}' llm_call: reply has no content"
             )
         key = p.get("output_key", "llm_response")
-        set_path(state, parse_path(key), content)
+        set_path(state, _parts(key), content)
         meta = {k: reply[k] for k in ("call_id", "model", "latency_ms", "usage") if k in reply}
-        set_path(state, parse_path(f"{key}_metadata"), meta)
+        set_path(state, _parts(f"{key}_metadata"), meta)
         return None
 
 
@@ -396,7 +405,7 @@ class ToolInvoke(Operation):
             raise _bad(step, "tool_invoke needs a 'tool' name")
         if not isinstance(step.payload.get("args", {}), dict):
             raise _bad(step, "'args' must be an object")
-        parse_path(step.payload.get("output_key", f"tool_results.{step.id}"))
+        _parts(step.payload.get("output_key", f"tool_results.{step.id}"))
 
     def run(self, step: StepSpec, state: dict[str, Any], env: StepEnv) -> StepFailure | None:
         name = step.payload["tool"]
@@ -411,7 +420,7 @@ class ToolInvoke(Operation):
         tool.check_args(args)
 
         def call() -> Any:
-            kwargs = copy.deepcopy(args)
+            kwargs = copy_json(args)
             if tool.takes_key and env.current_key is not None:
                 kwargs["idempotency_key"] = ":".join(str(p) for p in env.current_key)
             return tool.fn(**kwargs)
@@ -423,7 +432,7 @@ class ToolInvoke(Operation):
         except Exception as exc:  # a tool's own failure is the step's failure
             return StepFailure(ReasonCode.PROVIDER_ERROR, f"Step '{step.id}' tool '{name}': {exc}")
         key = step.payload.get("output_key", f"tool_results.{step.id}")
-        set_path(state, parse_path(key), result)
+        set_path(state, _parts(key), result)
         return None
 
 
