@@ -150,6 +150,8 @@ class Spine:
         self._calls = 0
         self._replayed = 0
         self._meter: Any = None
+        self._recovering = False
+        """Set by ``resume``: a crash may have left half-done work in the worktree."""
 
     # -- entry points --------------------------------------------------------------
 
@@ -227,6 +229,7 @@ class Spine:
                 )
         self._same_policy(run)
         self.store.update_run(run["run_id"], status=SpineState.RUNNING.value)
+        self._recovering = True
         return self._drive(run["run_id"], stop_after)
 
     def _same_policy(self, run: Any) -> None:
@@ -336,14 +339,14 @@ class Spine:
 
         section = self.deps.settings.get("policy")
         policy = resolve_policy(None, section)  # POLICY_MISSING without a policy section
-        dirty = self._dirty_paths()
+        snapshot = snapshot_outside(self.deps.repo.main_root, None)
+        dirty = sorted(snapshot.checkout)  # git status of the checkout, LifeOS paths aside
         if dirty:
             raise SpineStop(
                 SpineState.BLOCKED,
                 [ReasonCode.DIRTY_WORKTREE.value],
                 f"the working tree has uncommitted changes: {', '.join(dirty[:5])}",
             )
-        snapshot = snapshot_outside(self.deps.repo.main_root, None)
         self._store_phase(
             run_id,
             "policy",
@@ -420,9 +423,10 @@ class Spine:
                 run_id, config={**config, "worktree": str(wt.path), "branch": wt.branch}
             )
         parent = config["outputs"].get("build", {}).get("commit") or config["baseline"]
-        # Start from the parent commit exactly: after a crash the worktree may hold
-        # half-done work; the builder's journaled changes are re-applied on replay.
-        checkout_commit(git, wt, parent)
+        if self._recovering or attempt > 0:
+            # Start from the parent commit exactly: after a crash the worktree may hold
+            # half-done work; the builder's journaled changes are re-applied on replay.
+            checkout_commit(git, wt, parent)
         env = self._env(run_id, "build", attempt, {"packet": packet, "repairs": repairs})
         instructions = json.dumps(
             {"build_packet": packet, "required_changes": repairs}, indent=2, sort_keys=True
@@ -474,8 +478,10 @@ class Spine:
             f"lifeos: build {config['task']['id']} (attempt {attempt + 1})\n\n"
             f"Run: {run_id}\nGate: {decision.decision_id} PASS\n"
         )
-        commit, _ = env.once(lambda: commit_tree(git, wt.branch, decision.tree, parent, message))
-        checkout_commit(git, wt, commit)
+        commit, replayed = env.once(
+            lambda: commit_tree(git, wt.branch, decision.tree, parent, message)
+        )
+        self._sync(git, wt, commit, replayed)
         changes = [c.to_dict() for c in decision.changes]
         self._store_phase(
             run_id,
@@ -605,7 +611,8 @@ class Spine:
         text = self._review_markdown(run_id, config, evidence_rel)
         git = self._git()
         handle = Worktree(wt, build["branch"], config["baseline"], run_id)
-        checkout_commit(git, handle, build["commit"])  # a crash may have left a commit
+        if self._recovering:
+            checkout_commit(git, handle, build["commit"])  # a crash may have left a commit
         (wt / rel).parent.mkdir(parents=True, exist_ok=True)
         atomic_write(wt / rel, text.encode())
         tree = worktree_tree(wt)
@@ -613,10 +620,10 @@ class Spine:
             f"lifeos: {task['id']} {task['title']}\n\nRun: {run_id}\n"
             f"Evidence: {evidence_rel}\nReview: {rel} ({review['verdict']})\n"
         )
-        commit, _ = env.once(
+        commit, replayed = env.once(
             lambda: commit_tree(git, build["branch"], tree, build["commit"], message)
         )
-        checkout_commit(git, handle, commit)
+        self._sync(git, handle, commit, replayed)
         decision = build["decision"]
         folder = write_bundle(
             self.deps.repo.lifeos_dir,
@@ -901,6 +908,16 @@ class Spine:
         }
         return str(response.get("content") or "").strip()[:2000], info
 
+    def _sync(self, git: Any, wt: Any, commit: str, replayed: bool) -> None:
+        """Bring the worktree's index to a commit just made from its own files (one
+        ``reset``); a replayed commit may not be where the branch is: check it out."""
+        from lifeos.worktree import checkout_commit
+
+        if replayed or self._recovering:
+            checkout_commit(git, wt, commit)
+        else:
+            git.run("reset", "--quiet", commit, "--", cwd=wt.path)
+
     def _command_name(self, entry: str) -> str | None:
         """The configured command an acceptance entry names (by name or command line)."""
         if entry in self.commands:
@@ -919,28 +936,6 @@ class Spine:
             check=False,
         )
         return proc.stdout[:MAX_DIFF_CHARS]
-
-    def _dirty_paths(self) -> list[str]:
-        proc = subprocess.run(
-            [
-                "git",
-                "-C",
-                str(self.deps.repo.root),
-                "status",
-                "--porcelain",
-                "-z",
-                "--untracked-files=all",
-                "--",
-                ".",
-                ":(exclude).lifeos",
-                ":(exclude)artifacts/status",
-                ":(exclude)artifacts/packets/status",
-            ],
-            capture_output=True,
-            check=False,
-        )
-        entries = [e for e in proc.stdout.decode("utf-8", "replace").split("\0") if e]
-        return [e[3:] for e in entries if len(e) > 3]
 
     def _check_outside(self, config: dict[str, Any]) -> None:
         from lifeos.worktree import OutsideSnapshot, snapshot_outside
