@@ -533,8 +533,7 @@ def commit_tree(git: HardenedGit, branch: str, tree: str, parent: str, message: 
             ``GIT_FAILED``.
     """
     _check_branch(git, branch)
-    tree_id = _object_of_type(git, tree, "tree")
-    parent_id = _object_of_type(git, parent, "commit")
+    tree_id, parent_id = _objects_of_type(git, [(tree, "tree"), (parent, "commit")])
     body = message if message.endswith("\n") else message + "\n"
     new = git.run(
         "commit-tree", "--no-gpg-sign", tree_id, "-p", parent_id,
@@ -556,16 +555,28 @@ def commit_tree(git: HardenedGit, branch: str, tree: str, parent: str, message: 
 
 def _object_of_type(git: HardenedGit, rev: str, kind: str) -> str:
     """The full id of ``rev`` when it names an object of type ``kind`` (not peeled)."""
-    if not rev or rev.startswith("-") or any(c in rev for c in "\n\0"):
-        raise WorktreeError(f"{kind} {rev!r} is not an object name", ReasonCode.INVALID_INPUT)
-    out = git.run("cat-file", "--batch-check", stdin=f"{rev}\n".encode()).split()
-    if len(out) != 3 or not _HEX.match(out[0]):
-        raise WorktreeError(
-            f"{kind} {rev!r} is not in {git.repo_root}", ReasonCode.BASELINE_MISSING
-        )
-    if out[1] != kind:
-        raise WorktreeError(f"{rev!r} is a {out[1]}, not a {kind}", ReasonCode.INVALID_INPUT)
-    return out[0]
+    return _objects_of_type(git, [(rev, kind)])[0]
+
+
+def _objects_of_type(git: HardenedGit, wanted: Sequence[tuple[str, str]]) -> list[str]:
+    """The full ids of the revisions in ``wanted`` — each must name an object of its
+    kind (not peeled) — read with one ``cat-file --batch-check``."""
+    for rev, kind in wanted:
+        if not rev or rev.startswith("-") or any(c in rev for c in "\n\0"):
+            raise WorktreeError(f"{kind} {rev!r} is not an object name", ReasonCode.INVALID_INPUT)
+    stdin = "".join(f"{rev}\n" for rev, _ in wanted).encode()
+    lines = git.run("cat-file", "--batch-check", stdin=stdin).splitlines()
+    ids = []
+    for (rev, kind), line in zip(wanted, [*lines, *[""] * len(wanted)], strict=False):
+        out = line.split()
+        if len(out) != 3 or not _HEX.match(out[0]):
+            raise WorktreeError(
+                f"{kind} {rev!r} is not in {git.repo_root}", ReasonCode.BASELINE_MISSING
+            )
+        if out[1] != kind:
+            raise WorktreeError(f"{rev!r} is a {out[1]}, not a {kind}", ReasonCode.INVALID_INPUT)
+        ids.append(out[0])
+    return ids
 
 
 def checkout_commit(git: HardenedGit, wt: Worktree, commit: str) -> str:
