@@ -193,6 +193,12 @@ def _copy_tree(value: Any) -> Any:
 
 
 def pretty_json(obj: Any) -> str:
-    """Return ``obj`` as indented JSON with sorted keys (the CLI's ``--json`` form)."""
+    """Return ``obj`` as indented JSON with sorted keys (the CLI's ``--json`` form).
+
+    Byte-identical to ``json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False)``,
+    encoded mostly by the C encoder (see :mod:`lifeos.indent_json`).
+    """
+    from lifeos.indent_json import indented
+
     _check(obj, "")
-    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    return indented(obj)
