@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import posixpath
 import subprocess
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -656,6 +655,14 @@ def _resolve(root: Path, rev: str, what: str, kind: str = "commit") -> str:
     return proc.stdout.decode().strip()
 
 
+def _temp_index() -> Path:
+    """A fresh path for a temporary index (git creates the file). ``tempfile`` is not
+    imported for this: it pulls in ``shutil`` and the compression modules, a visible
+    share of a short command's start-up."""
+    folder = os.environ.get("TMPDIR") or "/tmp"
+    return Path(folder) / f"lifeos-gate-{os.getpid()}-{os.urandom(8).hex()}.index"
+
+
 def worktree_tree(root: Path) -> str:
     """The tree ``git add -A`` would commit now, built in a temporary index.
 
@@ -663,13 +670,17 @@ def worktree_tree(root: Path) -> str:
     ``artifacts/packets/status/``) stay as they are in HEAD. The user's index is
     never touched.
     """
-    with tempfile.TemporaryDirectory(prefix="lifeos-gate-") as tmp:
-        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        base = _git_base(root)
+    index = _temp_index()
+    env = {"GIT_INDEX_FILE": str(index)}
+    base = _git_base(root)
+    try:
         _checked([*base, "read-tree", "HEAD"], env)
         excludes = [f":(top,exclude){p}" for p in LIFEOS_OWNED]
         _checked([*base, "add", "-A", "--", ".", *excludes], env)
         return _checked([*base, "write-tree"], env).decode().strip()
+    finally:
+        for leftover in (index, index.with_name(index.name + ".lock")):
+            leftover.unlink(missing_ok=True)
 
 
 def parse_raw_diff(data: bytes) -> list[Change]:
