@@ -472,13 +472,6 @@ def test_kill_9_in_a_phase_then_resume_lands_the_same_tree(
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a run killed before it stopped reads 'running' (the store's default status; "
-    "the spine only ever writes RUNNING on resume/approve), so `spine cleanup`, which "
-    "refuses RUNNING and PAUSED, removes the worktree and branch of a resumable run "
-    "(cli/spine.py cleanup_cmd)",
-)
 def test_a_killed_run_is_running_and_cleanup_refuses_it(
     tmp_path: Path, pristine: Path, shared_server: ReplayHTTP
 ) -> None:
@@ -530,12 +523,6 @@ def test_a_budget_cap_stops_the_run_and_a_raised_cap_resumes_it(
     assert checkout_state(repo) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="raising the cap in lifeos.yaml (committed) moves HEAD, which the run's "
-    "outside snapshot records: the resumed run spends calls, then ends BLOCKED "
-    "EXTERNAL_CHANGE (controller.py _build -> _check_outside)",
-)
 def test_a_cap_raised_in_lifeos_yaml_resumes_the_run(http_repo: tuple[Path, ReplayHTTP]) -> None:
     repo, server = http_repo
     set_budget(repo, {"calls": 0})
@@ -548,11 +535,6 @@ def test_a_cap_raised_in_lifeos_yaml_resumes_the_run(http_repo: tuple[Path, Repl
     assert code == 0 and done["state"] == "LANDED", (done, server.served)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a resumed build counts its replayed builder turns as calls made "
-    "(controller.py _build: self._calls += result.model_calls)",
-)
 def test_a_resumed_build_counts_only_the_calls_it_made(
     http_repo: tuple[Path, ReplayHTTP],
 ) -> None:
@@ -568,11 +550,6 @@ def test_a_resumed_build_counts_only_the_calls_it_made(
     assert (done["agent_calls"], done["replayed_calls"]) == (made, 1), done
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the spine never updates the run's spent_cost_usd: `spine show` reports 0.0 "
-    "for a run whose agent calls cost money (the spend is only in agent.usage entries)",
-)
 def test_spine_show_reports_what_a_run_spent(http_repo: tuple[Path, ReplayHTTP]) -> None:
     repo, server = http_repo
     set_budget(repo, {"calls": 1})
@@ -626,11 +603,6 @@ def test_usage_not_reported_under_a_token_cap_fails_the_run(
     assert checkout_state(repo) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a call made whose usage then fails accounting is not counted in agent_calls "
-    "(controller.py _agent: _after_call raises before self._calls += 1)",
-)
 def test_a_call_whose_usage_is_unknown_still_counts_as_made(
     usage_free_repo: tuple[Path, ReplayHTTP],
 ) -> None:
@@ -778,11 +750,6 @@ def test_an_agent_that_never_answers_fails_the_run_with_provider_timeout(
     assert checkout_state(repo) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a run that failed with PROVIDER_TIMEOUT cannot be resumed: resume refuses "
-    "every FAILED run with RESUME_INVALID (controller.py Spine.resume)",
-)
 def test_a_run_stopped_by_a_provider_timeout_resumes_once_the_provider_answers(
     hanging: Callable[[set[int]], tuple[Path, ReplayHTTP, HangingProxy]],
 ) -> None:

@@ -214,7 +214,7 @@ def cleanup_cmd(run_id: str) -> int:
     run = store.get_run(run_id)
     if run is None or run["kind"] != "spine":
         raise InputError(f"no spine run {run_id!r}")
-    if run["status"] in ("RUNNING", "PAUSED"):
+    if run["status"].upper() in ("RUNNING", "PAUSED"):
         raise InputError(f"run {run_id} is {run['status']}; resume or reject it first")
     if run["status"] == "LANDED":
         raise InputError(f"run {run_id} landed: its branch is the result, not clutter")

@@ -32,6 +32,17 @@ __all__ = ["Spine", "SpineDeps", "SpineOutcome"]
 
 APPROVAL_POINTS = ("before_build", "before_steward")
 EXTERNAL_BUILDERS = ("command",)
+RETRYABLE = frozenset(
+    {
+        ReasonCode.PROVIDER_TIMEOUT.value,
+        ReasonCode.PROVIDER_ERROR.value,
+        ReasonCode.STORE_UNAVAILABLE.value,
+        ReasonCode.GIT_FAILED.value,
+        ReasonCode.TOKEN_ACCOUNTING_UNAVAILABLE.value,
+    }
+)
+"""Failures a resume may retry: the provider, the disk or git may be back; the journal
+keeps everything finished, so nothing is repeated."""
 """Builder providers that are coding agents of their own: they edit the worktree."""
 MAX_DIFF_CHARS = 20_000
 
@@ -184,38 +195,49 @@ class Spine:
         started = iso(self.deps.clock.now())
         run_id = stable_uuid("spine", task.id, baseline, started)
         task_data = task.to_dict()
-        self.store.create_run(
-            run_id,
-            "spine",
-            task.id,
-            description=task.title,
-            priority=task.priority,
-            config={
-                "task": task_data,
-                "baseline": baseline,
-                "phase": "hydrate",
-                "attempt": 0,
-                "outputs": {},
-                "decisions": {},
-                "started_at": started,
-            },
-        )
-        self.store.append_ledger("spine.started", run_id, {"task": task.id, "baseline": baseline})
-        self._checkpoint(run_id, "hydrate", "ok", {"task": task.id, "baseline": baseline})
+        with self.store.transaction():
+            self.store.create_run(
+                run_id,
+                "spine",
+                task.id,
+                description=task.title,
+                priority=task.priority,
+                config={
+                    "task": task_data,
+                    "baseline": baseline,
+                    "phase": "hydrate",
+                    "attempt": 0,
+                    "outputs": {},
+                    "decisions": {},
+                    "started_at": started,
+                },
+            )
+            self.store.update_run(run_id, status=SpineState.RUNNING.value)
+            self.store.append_ledger(
+                "spine.started", run_id, {"task": task.id, "baseline": baseline}
+            )
+            self._checkpoint(run_id, "hydrate", "ok", {"task": task.id, "baseline": baseline})
         self.deps.progress(f"run {run_id}: task {task.id} from {baseline[:12]}")
         return self._drive(run_id, stop_after)
 
     def resume(self, ref: str, stop_after: str | None = None) -> SpineOutcome:
         """Continue run ``ref`` (a run id or one of its checkpoint ids)."""
         run = self._run(ref)
-        if run["status"] in (
-            SpineState.LANDED,
-            SpineState.BLOCKED,
-            SpineState.FAILED,
-            SpineState.ESCALATED,
+        transient = run["status"] == SpineState.FAILED and run["failure_reason"] in RETRYABLE
+        if (
+            run["status"]
+            in (
+                SpineState.LANDED,
+                SpineState.BLOCKED,
+                SpineState.FAILED,
+                SpineState.ESCALATED,
+            )
+            and not transient
         ):
             raise SpineInputError(
-                f"run {run['run_id']} ended {run['status']}; nothing to resume",
+                f"run {run['run_id']} ended {run['status']}"
+                + (f" ({run['failure_reason']})" if run["failure_reason"] else "")
+                + "; nothing to resume",
                 ReasonCode.RESUME_INVALID,
             )
         if run["status"] == SpineState.PAUSED:
@@ -228,9 +250,35 @@ class Spine:
                     ReasonCode.RESUME_INVALID,
                 )
         self._same_policy(run)
+        self._take_outside_as_is(run)
         self.store.update_run(run["run_id"], status=SpineState.RUNNING.value)
         self._recovering = True
         return self._drive(run["run_id"], stop_after)
+
+    def _take_outside_as_is(self, run: Any) -> None:
+        """A person resumes or decides: what they changed outside the run's worktree
+        while it was stopped (a raised budget in lifeos.yaml, a commit of their own) is
+        theirs, not the agent's. The differences are recorded in the ledger and the
+        outside snapshot is taken again, so the guard watches this stretch of the run."""
+        from lifeos.worktree import OutsideSnapshot, snapshot_outside
+
+        policy = run["config"]["outputs"].get("policy")
+        if not policy:
+            return
+        now = snapshot_outside(self.deps.repo.main_root, None)
+        changed = OutsideSnapshot.from_dict(policy["outside"]).diff(now)
+        if not changed:
+            return
+        with self.store.transaction():
+            fresh = self.store.get_run(run["run_id"])
+            assert fresh is not None
+            config = fresh["config"]
+            outputs = {**config["outputs"], "policy": {**policy, "outside": now.to_dict()}}
+            self.store.update_run(run["run_id"], config={**config, "outputs": outputs})
+            self.store.append_ledger(
+                "spine.outside_changed_while_stopped", run["run_id"], {"changes": changed[:100]}
+            )
+        self.deps.progress(f"outside the worktree, changed while stopped: {len(changed)} item(s)")
 
     def _same_policy(self, run: Any) -> None:
         """Refuse to continue a run under another policy than the one it started with."""
@@ -258,6 +306,8 @@ class Spine:
                 ReasonCode.RESUME_INVALID,
             )
         self._same_policy(run)
+        self._take_outside_as_is(run)
+        config = self.store.get_run(run["run_id"])["config"]  # type: ignore[index]
         decision = {"approved": approve, "note": note, "at": iso(self.deps.clock.now())}
         with self.store.transaction():
             config = {**config, "decisions": {**config["decisions"], point: decision}}
@@ -436,6 +486,7 @@ class Spine:
         if isinstance(spec, dict) and spec.get("provider") in EXTERNAL_BUILDERS:
             summary, builder_info = self._external_build(env, wt.path, instructions, spec)
         else:
+            live_before = self._calls
             result = run_native_builder(
                 self.deps.provider_for("builder"),
                 wt.path,
@@ -446,7 +497,7 @@ class Spine:
                 after_call=lambda response: self._after_call(env, "builder", response),
                 system_prompt=BUILDER_SYSTEM,
             )
-            self._calls += result.model_calls
+            self._replayed += result.model_calls - (self._calls - live_before)
             summary, builder_info = result.summary, result.to_dict()
         self._check_outside(config)
         policy = resolve_policy(None, self.deps.settings.get("policy"))
@@ -827,8 +878,6 @@ class Spine:
         data, replayed = env.once(live)
         if replayed:
             self._replayed += 1
-        else:
-            self._calls += 1
         return AgentResponse(
             content=str(data.get("content") or ""),
             usage=Usage.from_dict(data.get("usage") or {}),
@@ -840,8 +889,11 @@ class Spine:
         self._meter.before_call(call, self._pricing(role))
 
     def _after_call(self, env: PhaseEnv, role: str, response: AgentResponse) -> None:
+        """Account one live call: counted, its usage in the ledger, the run's spend
+        updated, then the caps checked (which may stop the run)."""
         from lifeos.policy.budget import AGENT_USAGE, usage_payload
 
+        self._calls += 1
         self.store.append_ledger(
             AGENT_USAGE,
             env.run_id,
@@ -849,7 +901,15 @@ class Spine:
                 response.usage, model=response.model, role=role, call_id=response.call_id
             ),
         )
-        self._meter.after_call(response.usage, self._pricing(role)).raise_if_exceeded()
+        check = self._meter.after_call(response.usage, self._pricing(role))
+        run = self.store.get_run(env.run_id)
+        if run is not None:
+            self.store.update_run(
+                env.run_id,
+                spent_cost_usd=check.spent.cost_usd,
+                message_count=run["message_count"] + 1,
+            )
+        check.raise_if_exceeded()
 
     def _pricing(self, role: str) -> Mapping[str, float] | None:
         spec = (self.deps.settings.get("models") or {}).get(role) or {}
@@ -897,8 +957,6 @@ class Spine:
         if replayed:
             apply_changes(worktree, record["changes"])
             self._replayed += 1
-        else:
-            self._calls += 1
         response = record["response"]
         info = {
             "kind": str(spec.get("provider")),
