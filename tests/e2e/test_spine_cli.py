@@ -87,6 +87,14 @@ def test_a_task_lands_on_its_branch_and_the_checkout_is_untouched(demo_repo: Pat
     assert "T-1" in message and out["run_id"] in message and out["evidence"] in message
     assert lifeos(demo_repo, "evidence", "verify", out["run_id"]).returncode == 0
     assert lifeos(demo_repo, "ledger", "verify").returncode == 0
+    with sqlite3.connect(demo_repo / ".lifeos/lifeos.db") as db:
+        kinds = dict(
+            db.execute(
+                "SELECT file_path, kind FROM artifacts WHERE run_id = ?", (out["run_id"],)
+            ).fetchall()
+        )
+    assert kinds["packets/build_packet.json"] == "BUILD_PACKET"
+    assert kinds["packets/review_packet_v1.json"] == "REVIEW_PACKET"
     # Landed once: running the task again is refused.
     again = lifeos(demo_repo, "spine", "run", "--task", "T-1")
     one_line_error(again, 2, "TASK_ALREADY_DONE")

@@ -61,6 +61,7 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "PACKET_PAYLOAD_TYPE",
     "SCHEMA_VERSION",
+    "schema_problem",
     "BundleResult",
     "NonceStore",
     "PacketResult",
@@ -232,6 +233,12 @@ def schema_validator(name: str) -> Validator:
             f"JSON Schema format checks unavailable: {sorted(missing)} (install rfc3339-validator)"
         )
     return Draft202012Validator(schema, format_checker=checker)
+
+
+def schema_problem(name: str, instance: Any) -> str | None:
+    """The most relevant way ``instance`` breaks schema ``name`` (e.g. ``build_packet``),
+    as one line naming where, or None when it validates."""
+    return _schema_errors(name, instance)
 
 
 def _schema_errors(name: str, instance: Any) -> str | None:

@@ -445,7 +445,9 @@ class Spine:
             "acceptance": acceptance,
             "notes": str(packet.get("notes") or ""),
         }
+        self._check_packet("build_packet", build_packet)
         self._store_phase(run_id, "design", build_packet)
+        self._artifact(run_id, "packets/build_packet.json", build_packet, "BUILD_PACKET")
         self.deps.progress(f"design: {build_packet['goal']}")
         return "design"
 
@@ -609,6 +611,22 @@ class Spine:
                 | {f"make the acceptance check '{n}' pass" for n in failed}
             ),
         }
+        review["packet"] = {
+            "subject": f"{config['task']['id']}: {config['task']['title']}",
+            "changed_files": [
+                {k: v for k, v in c.items() if k in ("status", "path", "old_path")}
+                for c in build["changes"]
+            ],
+            "verdict": {"approve": "PASS", "request_changes": "NEEDS_CHANGES"}.get(chair, "FAIL"),
+            "summary": f"{chair}: "
+            + ("; ".join(review["required_changes"]) or "no changes required"),
+            "lenses": lenses,
+            "checks": checks,
+        }
+        self._check_packet("review_packet", review["packet"])
+        self._artifact(
+            run_id, f"packets/review_packet_v{attempt + 1}.json", review["packet"], "REVIEW_PACKET"
+        )
         opinions = ", ".join(f"{x['lens']} {x['verdict']}" for x in lenses)
         passed = len(checks) - len(failed)
         self.deps.progress(f"review: {chair} ({opinions}; checks {passed}/{len(checks)} pass)")
@@ -965,6 +983,26 @@ class Spine:
             "usage": response.get("usage"),
         }
         return str(response.get("content") or "").strip()[:2000], info
+
+    def _check_packet(self, schema: str, packet: Mapping[str, Any]) -> None:
+        """Fail closed on a packet that does not validate against its schema."""
+        from lifeos.packets.validate import schema_problem
+
+        problem = schema_problem(schema, packet)
+        if problem is not None:
+            raise SpineStop(
+                SpineState.FAILED,
+                [ReasonCode.PACKET_MISSING.value],
+                f"the {schema.upper()} does not validate: {problem}",
+            )
+
+    def _artifact(self, run_id: str, name: str, data: Any, kind: str) -> None:
+        """Keep a packet as a store artifact (content-addressed, versioned)."""
+        from lifeos.canonical import canonical_json
+
+        self.store.put_artifact(
+            run_id, name, canonical_json(data), kind=kind, mime_type="application/json"
+        )
 
     def _sync(self, git: Any, wt: Any, commit: str, replayed: bool) -> None:
         """Bring the worktree's index to a commit just made from its own files (one
