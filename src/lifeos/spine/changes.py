@@ -23,18 +23,20 @@ from lifeos.policy.paths import unsafe_reason
 
 __all__ = ["apply_changes", "capture_changes"]
 
-_GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")
-
 
 def _status_paths(worktree: Path) -> list[str]:
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update({"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "LC_ALL": "C"})
+    settings = (
+        "core.quotePath=false",
+        "core.hooksPath=/dev/null",
+        "core.fsmonitor=false",
+        "core.untrackedCache=false",
+    )
     proc = subprocess.run(
         [
             "git",
-            "-c",
-            "core.quotePath=false",
-            "-c",
-            "core.hooksPath=/dev/null",
+            *(arg for setting in settings for arg in ("-c", setting)),
             "status",
             "--porcelain=v1",
             "-z",
