@@ -391,3 +391,101 @@ def test_starter_config_budget_example_validates(tmp_path: Path) -> None:
     assert set(budget) == {
         "tokens", "cost_usd", "calls", "wall_s", "daily_cost_usd", "daily_tokens", "warn_at"
     }  # fmt: skip
+
+
+# -- the OpenCode builder's keys: binary, opencode_config -------------------------------
+
+
+def test_opencode_builder_keys(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "models:\n"
+        "  builder:\n"
+        "    provider: opencode\n"
+        "    model: openrouter/anthropic/claude-sonnet-4.5\n"
+        "    binary: /opt/opencode/bin/opencode\n"
+        "    api_key_env: OPENROUTER_API_KEY\n"
+        "    opencode_config:\n"
+        "      provider:\n"
+        "        openrouter:\n"
+        "          options: {baseURL: 'https://openrouter.ai/api/v1'}\n"
+        "          models:\n"
+        "            anthropic/claude-sonnet-4.5: {cost: {input: 3, output: 15}}\n"
+        "      share: disabled\n"
+        "      autoupdate: false\n",
+    )
+    builder = load_config(tmp_path, env={}).data["models"]["builder"]
+    assert builder["provider"] == "opencode"
+    assert builder["binary"] == "/opt/opencode/bin/opencode"
+    assert builder["model"] == "openrouter/anthropic/claude-sonnet-4.5"
+    assert builder["opencode_config"] == {
+        "provider": {
+            "openrouter": {
+                "options": {"baseURL": "https://openrouter.ai/api/v1"},
+                "models": {"anthropic/claude-sonnet-4.5": {"cost": {"input": 3, "output": 15}}},
+            }
+        },
+        "share": "disabled",
+        "autoupdate": False,
+    }
+
+
+def test_opencode_keys_default(tmp_path: Path) -> None:
+    _write(tmp_path, "models:\n  builder: {provider: opencode, model: p/m}\n")
+    builder = load_config(tmp_path, env={}).data["models"]["builder"]
+    assert builder["binary"] == "opencode"
+    assert builder["opencode_config"] is None
+    _write(tmp_path, "models:\n  builder: {provider: openai}\n")
+    assert load_config(tmp_path, env={}).data["models"]["builder"]["binary"] == "opencode"
+
+
+@pytest.mark.parametrize(
+    ("spec", "key", "problem"),
+    [
+        ("{provider: opencode, model: scripted}", "model", "providerID/modelID"),
+        ("{provider: opencode, model: /scripted}", "model", "providerID/modelID"),
+        ("{provider: opencode, model: 'p/'}", "model", "providerID/modelID"),
+        ("{provider: opencode, binary: ''}", "binary", "should not be empty"),
+        ("{provider: opencode, binary: [opencode]}", "binary", "valid string"),
+        ("{provider: opencode, binary: null}", "binary", "valid string"),
+        ("{provider: opencode, opencode_config: [a]}", "opencode_config", "mapping"),
+        ("{provider: opencode, opencode_config: x}", "opencode_config", "mapping"),
+        (
+            "{provider: opencode, opencode_config: {a: {1: b}}}",
+            "opencode_config.a.1",
+            "string keys",
+        ),
+    ],
+)
+def test_opencode_keys_are_checked(tmp_path: Path, spec: str, key: str, problem: str) -> None:
+    msg = _refused(tmp_path, f"models:\n  builder: {spec}\n")
+    assert f"key 'models.builder.{key}'" in msg
+    assert problem in msg
+    assert msg.startswith(f"{tmp_path / CONFIG_FILE}:2:")
+
+
+def test_opencode_config_cannot_hold_a_key(tmp_path: Path) -> None:
+    msg = _refused(
+        tmp_path,
+        "models:\n  builder:\n    provider: opencode\n    opencode_config:\n"
+        "      provider: {p: {options: {apiKey: sk-live}}}\n",
+    )
+    assert "models.builder.opencode_config.provider.p.options.apiKey' holds a secret" in msg
+    assert "sk-live" not in msg
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "problem"),
+    [
+        ("{when: 2026-01-01}", "opencode_config.when", "should be JSON"),
+        ("{a: [.nan]}", "opencode_config.a.0", "finite"),
+    ],
+)
+def test_opencode_config_from_the_environment_is_checked(
+    tmp_path: Path, value: str, key: str, problem: str
+) -> None:
+    # the file refuses dates and NaN itself; an override is YAML too, read by safe_load
+    env = {"LIFEOS_MODELS_BUILDER": f"{{provider: opencode, opencode_config: {value}}}"}
+    msg = _refused(tmp_path, None, env)
+    assert f"key 'models.builder.{key}'" in msg and problem in msg
+    assert "(set by LIFEOS_MODELS_BUILDER)" in msg

@@ -106,11 +106,39 @@ def _one_of(value: Any, choices: tuple[str, ...], loc: tuple[str, ...]) -> str:
     return str(value)
 
 
+def _opencode_config(value: Any, loc: tuple[str, ...]) -> dict[str, Any] | None:
+    """OpenCode's own configuration (its ``opencode.json`` as a mapping), passed to the
+    server inline: a mapping with string keys that JSON can carry (no YAML dates)."""
+    if value is None:
+        return None
+    config = _mapping(value, loc)
+
+    def check(node: Any, where: tuple[str, ...]) -> None:
+        if isinstance(node, dict):
+            for key, item in node.items():
+                if not isinstance(key, str):
+                    raise _Invalid((*where, str(key)), "should have string keys")
+                check(item, (*where, key))
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                check(item, (*where, str(index)))
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise _Invalid(where, "should be a finite number")
+        elif node is not None and not isinstance(node, str | int | float | bool):
+            raise _Invalid(
+                where,
+                f"should be JSON (a string, number, list or mapping), not {type(node).__name__}",
+            )
+
+    check(config, loc)
+    return config
+
+
 def _model(value: Any, loc: tuple[str, ...]) -> dict[str, Any]:
     spec = _mapping(value, loc)
     allowed = (
         "provider", "model", "endpoint", "api_key_env", "pricing", "cassette", "command",
-        "format", "timeout_s", "max_tokens",
+        "format", "timeout_s", "max_tokens", "binary", "opencode_config",
     )  # fmt: skip
     _known(spec, allowed, loc)
     if "provider" not in spec:
@@ -126,16 +154,27 @@ def _model(value: Any, loc: tuple[str, ...]) -> dict[str, Any]:
     ):
         raise _Invalid((*loc, "command"), "should be a list of strings")
     max_tokens = spec.get("max_tokens")
+    provider = _one_of(spec["provider"], _PROVIDERS, (*loc, "provider"))
+    model = _str(spec.get("model"), (*loc, "model"))
+    if provider == "opencode" and model is not None:
+        provider_id, _, model_id = model.partition("/")
+        if not provider_id or not model_id:
+            raise _Invalid((*loc, "model"), "should be written providerID/modelID")
+    binary = _str(spec.get("binary", "opencode"), (*loc, "binary"), False)
+    if not binary:
+        raise _Invalid((*loc, "binary"), "should not be empty")
     return {
         "api_key_env": _str(spec.get("api_key_env"), (*loc, "api_key_env")),
+        "binary": binary,
         "cassette": _str(spec.get("cassette"), (*loc, "cassette")),
         "command": command,
         "endpoint": _str(spec.get("endpoint"), (*loc, "endpoint")),
         "format": _one_of(spec.get("format", "text"), _FORMATS, (*loc, "format")),
         "max_tokens": None if max_tokens is None else _int(max_tokens, (*loc, "max_tokens"), 1),
-        "model": _str(spec.get("model"), (*loc, "model")),
+        "model": model,
+        "opencode_config": _opencode_config(spec.get("opencode_config"), (*loc, "opencode_config")),
         "pricing": pricing,
-        "provider": _one_of(spec["provider"], _PROVIDERS, (*loc, "provider")),
+        "provider": provider,
         "timeout_s": _number(spec.get("timeout_s", 120.0), (*loc, "timeout_s"), above=0),
     }
 
