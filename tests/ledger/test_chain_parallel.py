@@ -15,7 +15,8 @@ from lifeos.ledger.chain import sign_checkpoint, verify_store
 from lifeos.ledger.note import Signer, Verifier
 from lifeos.store.sqlite import SQLiteStore
 
-SIZE = 75  # split at 64: the right half is not a complete subtree
+SIZE = 75
+SPLIT, _ = chain._split(SIZE)  # 32: the second process walks 32..75, no complete subtree
 SIGNER = Signer.generate("lifeos/parallel")
 
 
@@ -62,7 +63,11 @@ def test_intact_ledger_same_verdict(template: Path, tmp_path: Path) -> None:
     assert one == two
 
 
-@pytest.mark.parametrize("seq", [0, 5, 63, 64, 65, 74])
+def test_split_is_inside_the_ledger() -> None:
+    assert SPLIT == 32
+
+
+@pytest.mark.parametrize("seq", [0, 5, SPLIT - 1, SPLIT, SPLIT + 1, 63, 64, 65, 74])
 def test_changed_entry_same_verdict(template: Path, tmp_path: Path, seq: int) -> None:
     path = _copy(template, tmp_path)
     with sqlite3.connect(path) as db:
@@ -75,7 +80,7 @@ def test_changed_entry_same_verdict(template: Path, tmp_path: Path, seq: int) ->
     assert one == two
 
 
-@pytest.mark.parametrize("seq", [3, 63, 64, 70])
+@pytest.mark.parametrize("seq", [3, SPLIT - 1, SPLIT, SPLIT + 1, 63, 64, 70])
 def test_deleted_row_same_verdict(template: Path, tmp_path: Path, seq: int) -> None:
     path = _copy(template, tmp_path)
     with sqlite3.connect(path) as db:

@@ -764,6 +764,64 @@ def test_ledger_rows_for_run(store: Store) -> None:
     assert store.ledger_rows_for_run("run-3") == []
 
 
+def _scan_rows(store: Store, start: int = 0, end: int | None = None) -> list[Any]:
+    batches = list(store.ledger_scan(start, end))
+    assert all(len(batch) > 0 for batch in batches)
+    return [row for batch in batches for row in batch]
+
+
+def _as_scan_row(row: LedgerRow) -> tuple[Any, ...]:
+    return (row["seq"], row["entry"], row["leaf_hash"].encode(), row["type"], row["run_id"])
+
+
+def test_ledger_scan_gives_the_rows_as_plain_tuples(store: Store) -> None:
+    assert _scan_rows(store) == []
+    for i, run_id in enumerate(["run-1", None, "run-2", "run-1", None, "run-é"]):
+        store.append_ledger("e" if i % 2 else "run.started", run_id, {"i": i})
+    rows = [_as_scan_row(r) for r in store.ledger_rows()]
+    scanned = _scan_rows(store)
+    assert scanned == rows
+    for row in scanned:
+        assert type(row) is tuple and len(row) == 5
+        assert [type(v) for v in row[:4]] == [int, bytes, bytes, str]
+        assert row[4] is None or type(row[4]) is str
+    for start, end in [(2, None), (2, 4), (0, 1), (0, 3), (3, 3), (5, 100), (6, None), (4, 2)]:
+        assert _scan_rows(store, start, end) == rows[start:end], (start, end)
+
+
+def test_ledger_scan_of_many_rows_comes_in_batches(store: Store) -> None:
+    with store.transaction():
+        for i in range(3000):
+            store.append_ledger("e", f"run-{i % 7}", {"i": i})
+    batches = list(store.ledger_scan(100, 2900))
+    assert all(len(batch) > 0 for batch in batches)
+    assert [row[0] for batch in batches for row in batch] == list(range(100, 2900))
+    assert [_as_scan_row(r) for r in store.ledger_rows(100, 2900)] == [
+        row for batch in batches for row in batch
+    ]
+
+
+def _scan_elsewhere(scanner: Any, start: int, end: int | None) -> list[Any]:
+    return [row for batch in scanner(start, end) for row in batch]
+
+
+def test_ledger_scanner_reads_in_another_process(store: Store) -> None:
+    import multiprocessing
+
+    for i in range(5):
+        store.append_ledger("e", f"run-{i % 2}", {"i": i})
+    scanner = store.ledger_scanner()
+    if scanner is None:  # allowed: verification then stays in one process
+        return
+    rows = _scan_rows(store)
+    assert _scan_elsewhere(scanner, 0, None) == rows
+    assert _scan_elsewhere(scanner, 1, 3) == rows[1:3]
+    store.append_ledger("e", None, {"i": 5})  # a scanner reads what is committed when called
+    rows = _scan_rows(store)
+    with multiprocessing.get_context("fork").Pool(1) as pool:  # pickles the scanner
+        assert pool.apply(_scan_elsewhere, (scanner, 2, None)) == rows[2:]
+
+
 def test_ledger_is_deterministic_under_a_fixed_clock(store_factory: OpenStore) -> None:
     one = store_factory(clock=FixedClock(START))
     two = store_factory(clock=FixedClock(START))

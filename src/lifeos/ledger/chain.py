@@ -3,23 +3,32 @@
 Each stored entry is the canonical JSON of ``{seq, ts, type, run_id, payload,
 prev_hash}``; its leaf hash is SHA-256(0x00 || entry) (RFC 6962/9162). The walk
 checks, for every entry in order, that its bytes hash to the stored leaf hash, that
-it names its own position and the previous entry's hash, and it builds the Merkle
-tree as it goes (a stack of complete subtrees), so the root at every signed
+it names its own position and the previous entry's hash, and that the indexed type
+and run id are the entry's; it builds the Merkle tree as it goes (the roots of
+complete subtrees, a batch of leaves at a time), so the root at every signed
 checkpoint's size comes out of the same single pass. A checkpoint must be signed
 by the trusted key and match the recomputed root at its size; a ledger shorter
 than its latest checkpoint has been truncated. All checkpoints being roots of the
 same verified log makes every later checkpoint consistent with every earlier one.
+
+Speed: the store hands the walk plain tuples in batches (``Store.ledger_scan``). A
+fast check compares each entry's tail with the bytes the store writes (no parsing);
+from the first entry it does not vouch for, the careful check parses and names the
+problem, so verdicts are the careful check's. A large ledger is walked by two
+processes, one about half each, on the boundary of complete subtrees.
 """
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifeos.canonical import canonical_json
 from lifeos.errors import LifeOSError, ReasonCode
@@ -35,7 +44,16 @@ from lifeos.ledger.note import (
     parse_checkpoint,
     sign,
 )
-from lifeos.store.base import SignedCheckpoint, Store, StoreError
+from lifeos.store.base import (
+    LedgerScanner,
+    LedgerScanRow,
+    SignedCheckpoint,
+    Store,
+    StoreError,
+)
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 __all__ = [
     "GENESIS_HASH",
@@ -49,11 +67,17 @@ __all__ = [
 ]
 
 GENESIS_HASH = "0" * 64
+_GENESIS = GENESIS_HASH.encode()
 _PREV = b',"prev_hash":"'
 _SEQ = b',"seq":'
 _RUN = b',"run_id":'
 _LEAF = b"\x00"
 _NODE = b"\x01"
+_TAMPERED = ReasonCode.LEDGER_TAMPERED.value
+_TS_LEN = len("2026-01-01T00:00:00.000000Z")
+"""The length of every timestamp the store writes; the fast check relies on it."""
+_MIDDLE = b',"prev_hash":"%s","run_id":%s,"seq":%d,"ts":"'
+"""An entry's bytes between its payload and its timestamp."""
 
 
 @dataclass
@@ -92,6 +116,15 @@ def _fold(stack: list[bytes]) -> bytes:
     return acc
 
 
+def _push(stack: list[Piece], piece: Piece) -> None:
+    """Append an aligned complete subtree ``(leaves, root)``, merging equal sizes."""
+    size, h = piece
+    while stack and stack[-1][0] == size:
+        h = hashlib.sha256(_NODE + stack.pop()[1] + h).digest()
+        size *= 2
+    stack.append((size, h))
+
+
 def _entry_seq(entry: bytes) -> int | None:
     k = entry.rfind(_SEQ)
     if k < 0:
@@ -101,7 +134,62 @@ def _entry_seq(entry: bytes) -> int | None:
     return int(digits) if digits.isdigit() else None
 
 
-Row = tuple[int, bytes, str | None] | tuple[int, bytes, str | None, str, str | None]
+Row = tuple[int, bytes, str | bytes | None] | tuple[int, bytes, str | bytes | None, str, str | None]
+"""``(seq, entry, stored leaf hash or None[, indexed type, indexed run id])``."""
+
+Piece = tuple[int, bytes]
+"""A complete subtree of the whole tree: ``(number of leaves, root)``."""
+
+Problem = tuple[int, str, str]
+"""``(seq, reason code, message)`` of a problem found."""
+
+
+class _Tree:
+    """The Merkle tree of a range of leaves, as the roots of its complete subtrees.
+
+    Leaves come a batch at a time and are paired level by level with one list
+    comprehension per level, not leaf by leaf. ``levels[j]`` holds the root of a
+    subtree of ``2**j`` leaves still waiting for its sibling. With ``cap``, subtrees
+    stop growing at ``2**cap`` leaves and collect in ``top``: for a range starting at
+    a multiple of ``2**cap``, those are surely subtrees of the whole tree, while a
+    larger one might straddle the range's start; they are combined with the subtrees
+    before the range later (:func:`_push`).
+    """
+
+    def __init__(self, cap: int | None = None) -> None:
+        self.levels: list[list[bytes]] = []
+        self.top: list[bytes] = []
+        self.cap = cap
+
+    def add(self, leaves: list[bytes]) -> None:
+        """Append leaf hashes."""
+        sha = hashlib.sha256
+        node = _NODE
+        levels = self.levels
+        carry = leaves
+        height = 0
+        while carry:
+            if height == self.cap:
+                self.top += carry
+                return
+            if height == len(levels):
+                levels.append([])
+            nodes = levels[height] + carry if levels[height] else carry
+            levels[height] = nodes[-1:] if len(nodes) & 1 else []
+            carry = [
+                sha(node + a + b).digest() for a, b in zip(nodes[0::2], nodes[1::2], strict=False)
+            ]
+            height += 1
+
+    def pieces(self) -> list[Piece]:
+        """The complete subtrees so far, in leaf order (so, largest first)."""
+        out: list[Piece] = []
+        if self.cap is not None:
+            out = [(1 << self.cap, h) for h in self.top]
+        for height in range(len(self.levels) - 1, -1, -1):
+            if self.levels[height]:
+                out.append((1 << height, self.levels[height][0]))
+        return out
 
 
 @dataclass
@@ -114,12 +202,12 @@ class _Walk:
     """The hex leaf hash of the last entry walked (the next entry's expected prev_hash)."""
     first_prev: bytes | None
     """The prev_hash the first entry names, when the walk started without knowing it."""
-    stack: list[bytes]
-    """Roots of the complete subtrees of the walked range, largest first."""
-    snapshots: dict[int, list[bytes]]
-    """``stack`` as it was at each wanted tree size."""
-    bad: tuple[int, str, str] | None = None
-    """(seq, reason code, message) of the first problem."""
+    pieces: list[Piece]
+    """The complete subtrees of the walked range, in order."""
+    snapshots: dict[int, list[Piece]]
+    """``pieces`` as they were at each wanted tree size."""
+    bad: Problem | None = None
+    """The first problem."""
 
 
 _UNSET = object()
@@ -134,24 +222,89 @@ def _encode_run(run_id: str | None) -> bytes:
     return canonical_json(run_id)
 
 
+class _Tails:
+    """What the fast check caches across batches: per type, the entry's suffix."""
+
+    def __init__(self) -> None:
+        self.types: dict[str, tuple[bytes, int]] = {}
+        self.run: object = _UNSET
+        self.run_bytes = b""
+
+
+def _type_tail(type_: str) -> tuple[bytes, int]:
+    """The bytes after an entry's timestamp, and where its timestamp starts (from the end)."""
+    suffix = b'","type":' + canonical_json(type_) + b"}"
+    return suffix, -(_TS_LEN + len(suffix))
+
+
+def _fast(
+    rows: Sequence[LedgerScanRow],
+    digests: Sequence[bytes],
+    count: int,
+    prev: bytes,
+    tails: _Tails,
+) -> int:
+    """How many rows, from the first, are exactly as the store writes them.
+
+    ``digests`` are the rows' leaf hashes, ``count`` the first row's position and
+    ``prev`` the hex leaf hash it must name. One comparison per field, no parsing: the
+    seq column is the row's position, the stored leaf hash is the computed one, the
+    entry ends with the indexed type, and right before its timestamp (27 bytes, the
+    store's format) it names the previous entry's hash, the indexed run id and its
+    position. That is the entry's whole tail after the payload but the timestamp's
+    value, so a row passing here passes :func:`_check_entry` too (unless its timestamp
+    holds ``,"seq":``, a forgery whose leaf hash had to be forged as well). The rows
+    after the first one that does not pass are left to the careful check.
+    """
+    hexlify = binascii.hexlify
+    middle = _MIDDLE
+    types = tails.types
+    run, run_bytes = tails.run, tails.run_bytes
+    pos = count
+    try:
+        for (seq, entry, stored, type_, run_id), h in zip(rows, map(hexlify, digests), strict=True):
+            if run_id != run:
+                run, run_bytes = run_id, _encode_run(run_id)
+            try:
+                suffix, before = types[type_]
+            except KeyError:
+                suffix, before = types[type_] = _type_tail(type_)
+            if (
+                seq != pos
+                or stored != h
+                or not entry.endswith(suffix)
+                or not entry.endswith(middle % (prev, run_bytes, seq), 0, before)
+            ):
+                break
+            prev = h
+            pos += 1
+    except Exception:  # a value no store writes (a number for a type, ...): careful check
+        pass
+    tails.run, tails.run_bytes = run, run_bytes
+    return pos - count
+
+
 def _check_entry(
     row: Row, count: int, prev: bytes | None, hx: str, type_suffix: dict[str, bytes]
-) -> tuple[tuple[int, str, str] | None, bytes]:
+) -> tuple[Problem | None, bytes]:
     """The careful check of one entry, naming the first problem; returns it and prev_hash."""
-    tampered = ReasonCode.LEDGER_TAMPERED.value
+    tampered = _TAMPERED
     seq, entry, stored = row[0], row[1], row[2]
     j = entry.rfind(_SEQ)
     if len(row) == 5:
         type_, run_id = row[3], row[4]
+        differs = (seq, tampered, f"entry {seq}'s indexed type or run id differs")
+        if not isinstance(type_, str) or not (run_id is None or isinstance(run_id, str)):
+            return differs, b""
         suffix = type_suffix.get(type_)
         if suffix is None:
             suffix = type_suffix[type_] = b',"type":' + canonical_json(type_) + b"}"
         k = entry.rfind(_RUN, 0, j)
         if not entry.endswith(suffix) or k < 0 or entry[k + 10 : j] != _encode_run(run_id):
-            return (seq, tampered, f"entry {seq}'s indexed type or run id differs"), b""
+            return differs, b""
     if seq != count:
         return (count, tampered, f"entry {count} is missing (found seq {seq})"), b""
-    if stored is not None and stored != hx:
+    if stored is not None and stored != (hx.encode() if isinstance(stored, bytes) else hx):
         return (seq, tampered, f"entry {seq} does not hash to its recorded leaf hash"), b""
     k = entry.rfind(_PREV, 0, j)
     named = entry[k + 14 : k + 78] if k >= 0 else b""
@@ -162,62 +315,103 @@ def _check_entry(
     return None, named
 
 
-def _walk(rows: Iterable[Row], start: int, prev: bytes | None, wanted: set[int]) -> _Walk:
-    """Check entries ``start, start+1, ...`` and build their subtree stack.
+def _careful(
+    rows: Sequence[Row],
+    digests: Sequence[bytes] | None,
+    count: int,
+    prev: bytes | None,
+    type_suffix: dict[str, bytes],
+) -> tuple[int, bytes | None, bytes | None, Problem | None]:
+    """Check ``rows`` one by one with :func:`_check_entry`, up to the first problem.
 
-    ``start`` must be 0 or a power-of-two boundary at least as large as the range, so
-    the range's subtrees are subtrees of the whole tree.
+    ``digests`` are their leaf hashes, when known. Returns how many rows passed, the
+    hex leaf hash of the last of them (``prev`` when none), the prev_hash the first row
+    names, and the problem (None when every row passed).
+    """
+    first_named: bytes | None = None
+    for i, row in enumerate(rows):
+        if digests is not None:
+            d = digests[i]
+        elif isinstance(row[1], bytes):
+            d = hashlib.sha256(_LEAF + row[1]).digest()
+        else:
+            return i, prev, first_named, (count, _TAMPERED, f"entry {count} is not bytes")
+        hx = d.hex()
+        problem, named = _check_entry(row, count, prev, hx, type_suffix)
+        if problem is not None:
+            return i, prev, first_named, problem
+        if i == 0:
+            first_named = named
+        prev = hx.encode()
+        count += 1
+    return len(rows), prev, first_named, None
+
+
+def _walk(
+    batches: Iterable[Sequence[Row]],
+    start: int,
+    prev: bytes | None,
+    wanted: Iterable[int],
+    cap: int | None = None,
+    *,
+    fast: bool = True,
+) -> _Walk:
+    """Check entries ``start, start+1, ...`` (in batches) and build their subtrees.
+
+    ``start`` must be 0 or a multiple of ``2**cap``, so the range's subtrees of up to
+    ``2**cap`` leaves are subtrees of the whole tree. ``prev`` is the hex leaf hash the
+    first entry must name, None when unknown (then the walk reports what it names).
+    With ``fast``, a batch gets the fast check first; from the first row it does not
+    vouch for on, the careful check, which names the problem if there is one.
     """
     sha = hashlib.sha256
-    stack: list[bytes] = []
-    snapshots: dict[int, list[bytes]] = {}
+    leaf = _LEAF
+    tree = _Tree(cap)
+    marks = sorted({w for w in wanted if w > start})
+    snapshots: dict[int, list[Piece]] = {}
+    tails = _Tails()
     type_suffix: dict[str, bytes] = {}
     first_prev: bytes | None = None
     count = start
-
-    def done(problem: tuple[int, str, str] | None = None) -> _Walk:
-        return _Walk(count, prev or b"", first_prev, stack, snapshots, problem)
-
-    last_run: object = _UNSET
-    run_bytes = b""
-    for row in rows:
-        seq, entry, stored = row[0], row[1], row[2]
-        h = sha(_LEAF + entry).digest()
-        hx = h.hex()
-        fast = False
-        if len(row) == 5 and seq == count and stored == hx and prev is not None:
-            # Fast path: the whole tail after the payload is known but for the timestamp.
-            type_, run_id = row[3], row[4]
-            if run_id != last_run:
-                last_run, run_bytes = run_id, _encode_run(run_id)
-            suffix = type_suffix.get(type_)
-            if suffix is None:
-                suffix = type_suffix[type_] = b',"type":' + canonical_json(type_) + b"}"
-            k = entry.rfind(_PREV)
-            fast = (
-                k >= 0
-                and entry.endswith(suffix)
-                and entry.startswith(
-                    b"".join((_PREV, prev, b'","run_id":', run_bytes, b',"seq":%d,"ts":"' % seq)),
-                    k,
-                )
-            )
-        if not fast:
-            problem, named = _check_entry(row, count, prev, hx, type_suffix)
-            if problem is not None:
-                return done(problem)
+    mark = 0
+    for batch in batches:
+        i, n = 0, len(batch)
+        while i < n:
+            j = n
+            if mark < len(marks) and marks[mark] - count < n - i:
+                j = i + marks[mark] - count
             if prev is None:
-                first_prev = named
-        prev = hx.encode()
-        c = count - start
-        while c & 1:
-            h = sha(_NODE + stack.pop() + h).digest()
-            c >>= 1
-        stack.append(h)
-        count += 1
-        if count in wanted:
-            snapshots[count] = list(stack)
-    return done()
+                j = i + 1
+            rows = batch if i == 0 and j == n else batch[i:j]
+            digests: list[bytes] | None
+            try:
+                digests = [sha(leaf + r[1]).digest() for r in rows]
+            except TypeError:  # an entry that is not bytes: the careful check names it
+                digests = None
+            k = 0
+            if fast and digests is not None and prev is not None:
+                k = _fast(rows, digests, count, prev, tails)  # type: ignore[arg-type]
+                if k:
+                    prev = binascii.hexlify(digests[k - 1])
+            if k < len(rows):
+                unknown = prev is None
+                passed, prev, named, problem = _careful(
+                    rows[k:], None if digests is None else digests[k:], count + k, prev, type_suffix
+                )
+                if unknown:
+                    first_prev = named
+                if problem is not None:
+                    return _Walk(
+                        count + k + passed, prev or b"", first_prev, [], snapshots, problem
+                    )
+            assert digests is not None  # every row passed, so every entry was bytes
+            tree.add(digests)
+            count += j - i
+            i = j
+            if mark < len(marks) and count == marks[mark]:
+                snapshots[count] = tree.pieces()
+                mark += 1
+    return _Walk(count, prev or b"", first_prev, tree.pieces(), snapshots)
 
 
 def _parse_notes(
@@ -257,23 +451,21 @@ def _judge(
     for left, right in zip(walks, walks[1:], strict=False):
         if left.bad is None and right.first_prev is not None and right.first_prev != left.last:
             seq = left.end
-            problems.append(
-                (
-                    seq,
-                    ReasonCode.LEDGER_TAMPERED.value,
-                    f"entry {seq} does not link to entry {seq - 1}",
-                )
-            )
+            problems.append((seq, _TAMPERED, f"entry {seq} does not link to entry {seq - 1}"))
     if problems:
         seq, reason, message = min(problems)
         return VerifyReport(False, seq, "", len(parsed), latest, seq, reason, message)
-    base: list[bytes] = []
+    stack: list[Piece] = []
     roots: dict[int, bytes] = {0: _fold([])}
     for w in walks:
         for size, snap in w.snapshots.items():
-            roots[size] = _fold(base + snap)
-        base = base + w.stack
-    full = _fold(base).hex()
+            at = list(stack)
+            for piece in snap:
+                _push(at, piece)
+            roots[size] = _fold([h for _, h in at])
+        for piece in w.pieces:
+            _push(stack, piece)
+    full = _fold([h for _, h in stack]).hex()
     if latest is not None and count < latest:
         return bad(
             count,
@@ -286,11 +478,17 @@ def _judge(
         if roots.get(size) != cp_root:
             return bad(
                 max(size - 1, 0),
-                ReasonCode.LEDGER_TAMPERED.value,
+                _TAMPERED,
                 f"the log's root at size {size} does not match its signed checkpoint",
                 full,
             )
     return VerifyReport(True, count, full, len(parsed), latest)
+
+
+def _batched(rows: Iterable[Row], size: int = 512) -> Iterator[list[Row]]:
+    it = iter(rows)
+    while batch := list(islice(it, size)):
+        yield batch
 
 
 def verify_rows(
@@ -301,6 +499,8 @@ def verify_rows(
 ) -> VerifyReport:
     """Walk ``(seq, entry, stored leaf hash or None[, type, run_id])`` rows and check notes.
 
+    Every row gets the careful check (an export, read back, has no leaf hashes).
+
     Args:
         rows: the entries in seq order.
         checkpoints: signed checkpoint notes, oldest first.
@@ -310,36 +510,95 @@ def verify_rows(
     parsed = _parse_notes(checkpoints, verifier, origin)
     if isinstance(parsed, VerifyReport):
         return parsed
-    walk = _walk(rows, 0, GENESIS_HASH.encode(), {s for s, _ in parsed})
+    walk = _walk(_batched(rows), 0, _GENESIS, {s for s, _ in parsed}, fast=False)
     return _judge(parsed, [walk])
 
 
 PARALLEL_MIN_ENTRIES = 200_000
 """Below this many entries a second process costs more than it saves."""
 
+_SPLIT_ALIGN = 12
+"""The second process starts on a multiple of ``2**12`` entries (or less, for a small ledger)."""
 
-def _walk_file(path: str, start: int, end: int, wanted: set[int], prev: bytes | None) -> _Walk:
-    import sqlite3
 
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+def _split(size: int) -> tuple[int, int]:
+    """Where the second process starts (about half way) and the height its subtrees stop at.
+
+    The start is a multiple of ``2**cap`` entries, so both halves are built of complete
+    subtrees of the whole tree and the halves cost about the same.
+    """
+    half = size // 2
+    cap = min(_SPLIT_ALIGN, max(half.bit_length() - 1, 0))
+    return (half >> cap) << cap, cap
+
+
+def _damaged(start: int, exc: StoreError) -> _Walk:
+    return _Walk(
+        start, b"", None, [], {}, (start, _TAMPERED, f"the store is damaged: {exc.message}")
+    )
+
+
+def _walk_child(
+    conn: Connection, scanner: LedgerScanner, start: int, wanted: set[int], cap: int
+) -> None:
+    """The second process: walk from ``start`` to the end and send the walk back.
+
+    It sends None when something other than the store failed; the parent then walks
+    that part itself, and meets the problem there.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and ends this
+    result: _Walk | None
     try:
-        cur = db.execute(
-            "SELECT seq, entry, leaf_hash, type, run_id FROM ledger "
-            "WHERE seq >= ? AND seq < ? ORDER BY seq",
-            (start, end),
-        )
-        return _walk(cur, start, prev, wanted)
-    except sqlite3.DatabaseError as exc:
-        return _Walk(
-            start,
-            b"",
-            None,
-            [],
-            {},
-            (start, ReasonCode.LEDGER_TAMPERED.value, f"the store is damaged: {exc}"),
-        )
+        result = _walk(scanner(start, None), start, None, wanted, cap)
+    except StoreError as exc:
+        result = _damaged(start, exc)
+    except Exception:
+        result = None
+    try:
+        conn.send(result)
+        conn.close()
+    except OSError:  # the parent stopped listening: it no longer needs this half
+        pass
+
+
+def _walk_two(store: Store, scanner: LedgerScanner, end: int, wanted: set[int]) -> list[_Walk]:
+    """Walk the two halves of the ledger, the second one in a forked process.
+
+    When the first half already has a problem, the second half cannot change the
+    verdict (it names a later seq), so the second process is stopped instead of
+    waited for.
+    """
+    import multiprocessing
+
+    split, cap = _split(end)
+    ctx = multiprocessing.get_context("fork")
+    receiver, sender = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_walk_child, args=(sender, scanner, split, wanted, cap), daemon=True)
+    child.start()
+    sender.close()
+    right: _Walk | None = None
+    waited = False
+    try:
+        left = _walk(store.ledger_scan(0, split), 0, _GENESIS, wanted)
+        if left.bad is None and left.end < split:
+            left.bad = (left.end, _TAMPERED, f"entry {left.end} is missing")
+        if left.bad is not None:
+            return [left]
+        try:
+            right = receiver.recv()
+        except EOFError:
+            right = None
+        waited = True
     finally:
-        db.close()
+        if not waited:
+            child.terminate()
+        receiver.close()
+        child.join()
+    if right is None:  # the second process failed: walk its half here
+        right = _walk(store.ledger_scan(split, None), split, None, wanted, cap)
+    return [left, right]
 
 
 def verify_store(
@@ -350,8 +609,9 @@ def verify_store(
 ) -> VerifyReport:
     """Verify the store's ledger and every signed checkpoint in it.
 
-    A large SQLite ledger is walked by two processes, each over one aligned half of
-    the tree (``workers=1`` keeps it in one process).
+    A large ledger is walked by two processes, each over about half of it
+    (``workers=1`` keeps it in one process); the store must offer a
+    :meth:`~lifeos.store.base.Store.ledger_scanner` for that.
     """
     try:
         parsed = _parse_notes(
@@ -360,38 +620,62 @@ def verify_store(
         if isinstance(parsed, VerifyReport):
             return parsed
         wanted = {s for s, _ in parsed}
-        size = store.ledger_size()
-        path = getattr(store, "path", None)
         if workers is None:
             workers = 2 if (os.cpu_count() or 1) > 1 else 1
-        if workers < 2 or size < PARALLEL_MIN_ENTRIES or path is None:
-            walk = _walk(store.ledger_scan(), 0, GENESIS_HASH.encode(), wanted)
-            return _judge(parsed, [walk])
-        import multiprocessing
-
-        split = 1 << ((size - 1).bit_length() - 1)  # the left subtree: a power of two
-        ctx = multiprocessing.get_context("fork")
-        genesis = GENESIS_HASH.encode()
-        with ctx.Pool(1) as pool:
-            right = pool.apply_async(_walk_file, (str(path), split, 1 << 62, wanted, None))
-            left = _walk_file(str(path), 0, split, wanted, genesis)
-            right_walk = right.get()
-        if left.bad is None and left.end < split:
-            seq = left.end
-            left.bad = (seq, ReasonCode.LEDGER_TAMPERED.value, f"entry {seq} is missing")
-        return _judge(parsed, [left, right_walk])
+        scanner = None
+        if workers > 1 and _has(store, max(PARALLEL_MIN_ENTRIES, 2) - 1) and _can_fork():
+            scanner = store.ledger_scanner()
+        end = _end(store) if scanner is not None else 0
+        if scanner is None or end < 2:
+            walks = [_walk(store.ledger_scan(), 0, _GENESIS, wanted)]
+        else:
+            walks = _walk_two(store, scanner, end, wanted)
+        return _judge(parsed, walks)
     except StoreError as exc:
         return VerifyReport(
             False,
             0,
             "",
-            reason_code=ReasonCode.LEDGER_TAMPERED.value,
+            reason_code=_TAMPERED,
             message=f"the store is damaged: {exc.message}",
         )
 
 
+def _has(store: Store, seq: int) -> bool:
+    """Whether the store holds a row at ``seq`` (one indexed look-up)."""
+    return any(store.ledger_scan(seq, seq + 1))
+
+
+def _end(store: Store) -> int:
+    """The ledger's size if it is intact, found in a few dozen look-ups.
+
+    Only where the walk is split depends on it, and counting the rows would read a
+    whole index. With rows missing it is one past some seq the store holds, so the
+    second half still starts below a row that is there.
+    """
+    if not _has(store, 0):
+        return 0
+    present, absent = 0, 1
+    while _has(store, absent):
+        present, absent = absent, absent * 2
+    while absent - present > 1:
+        middle = (present + absent) // 2
+        if _has(store, middle):
+            present = middle
+        else:
+            absent = middle
+    return absent
+
+
+def _can_fork() -> bool:
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
 def _leaves(store: Store, end: int | None = None) -> list[bytes]:
-    return [hashlib.sha256(_LEAF + r["entry"]).digest() for r in store.ledger_rows(0, end)]
+    sha = hashlib.sha256
+    return [sha(_LEAF + r[1]).digest() for batch in store.ledger_scan(0, end) for r in batch]
 
 
 def sign_checkpoint(store: Store, signer: Signer) -> str:

@@ -11,7 +11,7 @@ records and its ledger entry commit together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
@@ -24,6 +24,8 @@ __all__ = [
     "CheckpointRecord",
     "LedgerEntry",
     "LedgerRow",
+    "LedgerScanRow",
+    "LedgerScanner",
     "RunRecord",
     "SignedCheckpoint",
     "Store",
@@ -185,6 +187,16 @@ class LedgerRow(TypedDict):
     """The entry's type as indexed for look-ups; verification checks it against ``entry``."""
     run_id: str | None
     """The entry's run as indexed for look-ups; verification checks it against ``entry``."""
+
+
+LedgerScanRow = tuple[int, bytes, bytes, str, str | None]
+"""A ledger row as plain values, ``(seq, entry, leaf_hash, type, run_id)``: what
+:meth:`Store.ledger_scan` yields, in batches. ``leaf_hash`` is the stored hex digest
+as its ASCII bytes, ready to compare with ``binascii.hexlify`` of a computed one; the
+other fields are as in :class:`LedgerRow`."""
+
+LedgerScanner = Callable[[int, int | None], Iterator[Sequence[LedgerScanRow]]]
+"""``scanner(start, end)``: :meth:`Store.ledger_scan` over a connection of its own."""
 
 
 class SignedCheckpoint(TypedDict):
@@ -354,9 +366,26 @@ class Store(Protocol):
 
     def ledger_scan(
         self, start: int = 0, end: int | None = None
-    ) -> Iterator[tuple[int, bytes, str, str, str | None]]:
-        """The same rows as ``ledger_rows`` as plain ``(seq, entry, leaf_hash, type, run_id)``
-        tuples: the fast path ``ledger verify`` walks."""
+    ) -> Iterator[Sequence[LedgerScanRow]]:
+        """The rows of ``ledger_rows(start, end)`` as plain tuples, in seq order, in batches.
+
+        This is the read ``ledger verify`` walks, so it builds no record per row. Every
+        batch is non-empty; how many rows a batch holds is the store's choice (a few
+        hundred: enough to make the per-batch work vanish, few enough to stay in the CPU
+        cache while the caller walks them). The rows are exactly what is stored, damaged
+        or not: checking them is the caller's job. An unreadable ledger raises
+        :class:`StoreError` while iterating.
+        """
+        ...
+
+    def ledger_scanner(self) -> LedgerScanner | None:
+        """A picklable ``ledger_scan`` that opens its own read-only connection per call.
+
+        ``ledger verify`` hands it to a second process (forked or spawned after this
+        call) to walk one part of the ledger beside this one; the scanner never uses
+        this store's connection. None when the store cannot be read that way (an
+        in-memory store); verification then walks the ledger in one process.
+        """
         ...
 
     def ledger_rows_for_run(self, run_id: str) -> list[LedgerRow]:

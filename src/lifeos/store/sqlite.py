@@ -28,6 +28,8 @@ from lifeos.store.base import (
     CheckpointRecord,
     LedgerEntry,
     LedgerRow,
+    LedgerScanner,
+    LedgerScanRow,
     RunRecord,
     SignedCheckpoint,
     StoreError,
@@ -220,6 +222,55 @@ def _checkpoint(row: sqlite3.Row) -> CheckpointRecord:
         info=json.loads(row["info_json"]),
         created_at=row["created_at"],
     )
+
+
+_SCAN_SQL = (
+    "SELECT seq, entry, CAST(leaf_hash AS BLOB), type, run_id FROM ledger "
+    "WHERE seq >= ? AND seq < ? ORDER BY seq"
+)
+_SCAN_BATCH = 512
+"""Rows per ``ledger_scan`` batch: enough that the per-batch work vanishes, few enough that
+a batch (about 0.3 MB of rows) is still in the CPU cache while the caller walks it (8192-row
+batches made ``ledger verify`` a tenth slower, and their read alone a third)."""
+_NO_END = 2**63 - 1
+
+
+def _scan_ledger(
+    db: sqlite3.Connection, start: int, end: int | None, where: Path
+) -> Iterator[list[LedgerScanRow]]:
+    """``ledger_scan`` over ``db``: a bounded range of seqs, plain tuples, in batches."""
+    cur = db.cursor()
+    cur.row_factory = None
+    try:
+        cur.execute(_SCAN_SQL, (start, _NO_END if end is None else end))
+        while batch := cur.fetchmany(_SCAN_BATCH):
+            yield batch
+    except sqlite3.Error as exc:
+        raise StoreError(f"{where}: the ledger cannot be read: {exc}") from None
+    finally:
+        cur.close()
+
+
+class _LedgerScanner:
+    """``SQLiteStore.ledger_scan`` over a read-only connection of its own, per call.
+
+    It holds only the file's path, so it pickles, and it never touches the connection
+    of the store it came from: a forked process can use it safely.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.resolve()
+
+    def __call__(self, start: int, end: int | None) -> Iterator[list[LedgerScanRow]]:
+        """Batches of the rows with ``start <= seq < end`` (to the last one when None)."""
+        try:
+            db = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+        try:
+            yield from _scan_ledger(db, start, end, self.path)
+        finally:
+            db.close()
 
 
 def _sqlite_errors_as_store_errors(cls: type[_T]) -> type[_T]:
@@ -815,35 +866,34 @@ class SQLiteStore:
 
     def ledger_rows(self, start: int = 0, end: int | None = None) -> Iterator[LedgerRow]:
         """Entries with ``start <= seq < end`` in seq order."""
-        try:
-            cur = self._db.execute(
-                "SELECT seq, entry, leaf_hash, type, run_id FROM ledger "
-                "WHERE seq >= ? AND (? IS NULL OR seq < ?) ORDER BY seq",
-                (start, end, end),
-            )
-            for seq, entry, leaf, type_, run_id in cur:
-                yield LedgerRow(
-                    seq=seq, entry=bytes(entry), leaf_hash=leaf, type=type_, run_id=run_id
-                )
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: the ledger cannot be read: {exc}") from None
-
-    def ledger_scan(
-        self, start: int = 0, end: int | None = None
-    ) -> Iterator[tuple[int, bytes, str, str, str | None]]:
-        """``(seq, entry, leaf_hash, type, run_id)`` tuples in seq order: verification's path."""
         cur = self._db.cursor()
         cur.row_factory = None
         try:
             cur.execute(
                 "SELECT seq, entry, leaf_hash, type, run_id FROM ledger "
-                "WHERE seq >= ? AND (? IS NULL OR seq < ?) ORDER BY seq",
-                (start, end, end),
+                "WHERE seq >= ? AND seq < ? ORDER BY seq",
+                (start, _NO_END if end is None else end),
             )
-            while batch := cur.fetchmany(4096):
-                yield from batch
-        except sqlite3.DatabaseError as exc:
+            for seq, entry, leaf, type_, run_id in cur:
+                yield LedgerRow(
+                    seq=seq, entry=bytes(entry), leaf_hash=leaf, type=type_, run_id=run_id
+                )
+        except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: the ledger cannot be read: {exc}") from None
+        finally:
+            cur.close()
+
+    def ledger_scan(
+        self, start: int = 0, end: int | None = None
+    ) -> Iterator[Sequence[LedgerScanRow]]:
+        """Batches of ``(seq, entry, leaf_hash, type, run_id)`` tuples in seq order."""
+        yield from _scan_ledger(self._db, start, end, self.path)
+
+    def ledger_scanner(self) -> LedgerScanner | None:
+        """A scanner with its own read-only connection; None for an in-memory store."""
+        if str(self.path) in ("", ":memory:") or str(self.path).startswith("file:"):
+            return None
+        return _LedgerScanner(self.path)
 
     def ledger_rows_for_run(self, run_id: str) -> list[LedgerRow]:
         """A run's entries in seq order."""
