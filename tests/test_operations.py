@@ -430,10 +430,10 @@ class TestMission:
         assert info.value.reason is ReasonCode.UNKNOWN_MISSION
         assert "echo" in info.value.message
 
-    def test_unavailable_mission_type_rejected(self) -> None:
+    def test_unknown_mission_type_rejected(self) -> None:
         with pytest.raises(UnknownMissionError) as info:
-            run(step("m", "mission", mission_type="design"))
-        assert info.value.reason is ReasonCode.MISSION_UNAVAILABLE
+            run(step("m", "mission", mission_type="designer"))
+        assert info.value.reason is ReasonCode.UNKNOWN_MISSION
 
     @pytest.mark.parametrize(
         "payload",

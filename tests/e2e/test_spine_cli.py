@@ -316,9 +316,10 @@ def test_a_cli_agent_builds_in_the_worktree(demo_repo: Path, tmp_path: Path) -> 
     (tools / "reviewer.py").write_text(REVIEWER)
     config = demo_repo / "lifeos.yaml"
     text = config.read_text().split("budget:")[0]  # no caps: a text agent reports no usage
+    agent = f'[python, "{tools / "agent.py"}", "{{prompt}}"]'
     text = text.replace(
         "  builder: {provider: replay,",
-        f'  builder: {{provider: command, command: [python, "{tools / "agent.py"}", "{{prompt}}"]}}\n'
+        f"  builder: {{provider: command, command: {agent}}}\n"
         "  unused_builder: {provider: replay,",
     ).replace(
         "  reviewer: {provider: replay,",

@@ -285,7 +285,7 @@ def test_duplicate_step_ids() -> None:
     assert "duplicate step id 'x'" in err.message
 
 
-@pytest.mark.parametrize("mission", ["design", "nothing"])
+@pytest.mark.parametrize("mission", ["designer", "nothing"])
 def test_unknown_mission(mission: str) -> None:
     err = _refused(
         f"""\
@@ -297,7 +297,7 @@ def test_unknown_mission(mission: str) -> None:
         """
     )
     assert err.message.startswith(f"{SOURCE}:5: scenarios[0].runs[0]: unknown mission '{mission}'")
-    assert "daily_loop, echo, run_tests" in err.message
+    assert "daily_loop, design, echo, review, run_tests" in err.message
 
 
 def test_both_mission_and_workflow() -> None:
