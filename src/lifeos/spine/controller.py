@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lifeos.agents.api import AgentCall, AgentProvider, AgentResponse, Usage
+from lifeos.agents.api import AgentCall, AgentError, AgentProvider, AgentResponse, Usage
 from lifeos.canonical import sha256_hex, stable_uuid
 from lifeos.clock import Clock, iso
 from lifeos.errors import InputError, LifeOSError, ReasonCode
@@ -31,7 +31,7 @@ from lifeos.store.base import Store
 __all__ = ["Spine", "SpineDeps", "SpineOutcome"]
 
 APPROVAL_POINTS = ("before_build", "before_steward")
-EXTERNAL_BUILDERS = ("command",)
+EXTERNAL_BUILDERS = ("command", "opencode")
 RETRYABLE = frozenset(
     {
         ReasonCode.PROVIDER_TIMEOUT.value,
@@ -903,8 +903,10 @@ class Spine:
             model=str(data.get("model") or ""),
         )
 
-    def _before_call(self, role: str, call: AgentCall) -> None:
-        self._meter.before_call(call, self._pricing(role))
+    def _before_call(self, role: str, call: AgentCall) -> Any:
+        """Let the call through the budget (or stop the run); the budget decision, with
+        the headroom left for the call."""
+        return self._meter.before_call(call, self._pricing(role))
 
     def _after_call(self, env: PhaseEnv, role: str, response: AgentResponse) -> None:
         """Account one live call: counted, its usage in the ledger, the run's spend
@@ -949,7 +951,7 @@ class Spine:
     def _external_build(
         self, env: PhaseEnv, worktree: Path, instructions: str, spec: Mapping[str, Any]
     ) -> tuple[str, dict[str, Any]]:
-        """Let an external coding agent (a CLI agent) build in the worktree.
+        """Let an external coding agent (a CLI agent, OpenCode) build in the worktree.
 
         The agent edits files itself, so what it changed is read from the worktree after
         the call and journaled with the response; a replay writes those changes again
@@ -965,9 +967,12 @@ class Spine:
         )
 
         def live() -> dict[str, Any]:
-            self._before_call("builder", call)
-            provider = build_provider("builder", spec, self.deps.env, worktree)
-            response = provider.call(call)
+            decision = self._before_call("builder", call)
+            if spec.get("provider") == "opencode":
+                response = self._opencode_build(env, worktree, call, spec, decision)
+            else:
+                provider = build_provider("builder", spec, self.deps.env, worktree)
+                response = provider.call(call)
             self._after_call(env, "builder", response)
             return {"response": response.to_dict(), "changes": capture_changes(worktree)}
 
@@ -983,6 +988,173 @@ class Spine:
             "usage": response.get("usage"),
         }
         return str(response.get("content") or "").strip()[:2000], info
+
+    # -- the OpenCode builder ------------------------------------------------------------
+
+    def _opencode_build(
+        self,
+        env: PhaseEnv,
+        worktree: Path,
+        call: AgentCall,
+        spec: Mapping[str, Any],
+        decision: Any,
+    ) -> AgentResponse:
+        """One OpenCode build: an ephemeral ``opencode serve --pure`` in the worktree, one
+        session, stopped afterwards.
+
+        The server's state lives in a scratch HOME under ``.lifeos/opencode/<run_id>/``
+        (LifeOS-owned: never a change, never gated), removed after a build that answered
+        and kept, with the server's log, after one that failed. OpenCode's configuration
+        (``opencode_config``) is passed inline (``OPENCODE_CONFIG_CONTENT``), never
+        written into the worktree. With a token or cost cap, the session's streamed
+        usage is watched against the headroom the budget leaves, and the session is
+        aborted once it crosses it: what it used is then recorded and the run stops
+        ``BUDGET_EXCEEDED`` (resumable once the cap is raised).
+        """
+        import dataclasses
+        import secrets
+        import shutil
+
+        from lifeos.agents.providers.opencode import OpenCodeProvider, OpenCodeServer, UsageLimit
+
+        model = str(spec.get("model") or "")
+        provider_id, _, model_id = model.partition("/")
+        if not provider_id or not model_id:
+            raise AgentError(
+                "models.builder: an opencode builder needs a model written providerID/modelID",
+                ReasonCode.PROVIDER_NOT_CONFIGURED,
+            )
+        timeout = float(spec.get("timeout_s") or 120.0)
+        password = secrets.token_urlsafe(24)
+        server_env = self._opencode_env(spec, provider_id, password)
+        binary = self._opencode_binary(str(spec.get("binary") or "opencode"))
+        home = self.deps.repo.lifeos_dir / "opencode" / env.run_id
+        _stop_leftover_server(home, worktree)
+        shutil.rmtree(home, ignore_errors=True)
+        marker = self._opencode_marker(worktree)
+        marker_existed = marker is not None and marker.exists()
+        server = OpenCodeServer(worktree, binary=binary, home=home, env=server_env)
+        limit = None
+        if decision.max_tokens is not None or decision.max_cost_usd is not None:
+            limit = UsageLimit(
+                max_tokens=None if decision.max_tokens is None else max(0, decision.max_tokens),
+                max_cost_usd=None
+                if decision.max_cost_usd is None
+                else max(0.0, decision.max_cost_usd),
+            )
+        try:
+            server.start()
+            (home / "server.pid").write_text(f"{server.pid}\n", encoding="ascii")
+            provider = OpenCodeProvider(
+                server.url,
+                provider_id,
+                model_id,
+                password=password,
+                timeout_s=timeout,
+                pricing=self._pricing("builder"),
+            )
+            try:
+                response = provider.call(
+                    dataclasses.replace(call, timeout_s=timeout), usage_limit=limit
+                )
+            except AgentError as exc:
+                if exc.reason is ReasonCode.BUDGET_EXCEEDED:
+                    self.deps.progress(f"build: OpenCode aborted: {exc}")
+                    self._account_aborted(env, server.url, password, model_id)
+                raise
+        except BaseException:
+            self.deps.progress(f"build: the OpenCode server's state and log stay in {home}")
+            raise
+        finally:
+            server.stop()
+            if marker is not None and not marker_existed:
+                # OpenCode caches its project id in the repository's git folder
+                # (``.git/opencode``); a file it did not find there is removed again.
+                marker.unlink(missing_ok=True)
+        shutil.rmtree(home, ignore_errors=True)
+        return response
+
+    def _opencode_env(
+        self, spec: Mapping[str, Any], provider_id: str, password: str
+    ) -> dict[str, str]:
+        """The OpenCode server's explicit environment (the rest is inherited, minus
+        ``OPENCODE_*`` and ``XDG_*_HOME``, with HOME the scratch folder)."""
+        config = json.loads(json.dumps(spec.get("opencode_config") or {}))
+        server_env = {
+            key: value
+            for key, value in self.deps.env.items()
+            if key.startswith("OPENCODE_DISABLE_")
+        }
+        key_env = spec.get("api_key_env")
+        if key_env:
+            value = self.deps.env.get(str(key_env))
+            if not value:
+                raise AgentError(
+                    f"role 'builder' needs the environment variable {key_env}, which is not set",
+                    ReasonCode.PROVIDER_NOT_CONFIGURED,
+                )
+            server_env[str(key_env)] = value
+            providers = config.setdefault("provider", {})
+            entry = providers.setdefault(provider_id, {})
+            if isinstance(entry, dict):
+                options = entry.setdefault("options", {})
+                if isinstance(options, dict):
+                    options.setdefault("apiKey", "{env:" + str(key_env) + "}")
+        server_env.update(
+            {
+                "OPENCODE_SERVER_PASSWORD": password,
+                "OPENCODE_CONFIG_CONTENT": json.dumps(config, sort_keys=True),
+                "OPENCODE_DISABLE_AUTOUPDATE": "1",
+                "OPENCODE_DISABLE_SHARE": "1",
+                # no package is fetched at run time: --pure loads no plugin, and the
+                # providers OpenCode bundles need none (its background installs fail quietly)
+                "npm_config_offline": "true",
+            }
+        )
+        return server_env
+
+    def _opencode_binary(self, binary: str) -> str:
+        """The OpenCode executable: a path (relative to the repository root) or a name
+        on PATH."""
+        import os
+        import shutil
+
+        if "/" in binary:
+            path = Path(binary)
+            path = path if path.is_absolute() else self.deps.repo.main_root / path
+            found = str(path) if os.access(path, os.X_OK) and path.is_file() else None
+        else:
+            found = shutil.which(binary, path=self.deps.env.get("PATH") or os.environ.get("PATH"))
+        if found is None:
+            raise AgentError(
+                f"the OpenCode builder cannot run {binary!r}: not an executable "
+                "(models.builder.binary; install opencode or give its path)",
+                ReasonCode.PROVIDER_ERROR,
+            )
+        return found
+
+    def _opencode_marker(self, worktree: Path) -> Path | None:
+        """``opencode`` in the repository's common git folder, where OpenCode caches its
+        project id; None when git cannot say where that folder is."""
+        from lifeos.worktree import WorktreeError
+
+        try:
+            common = self._git().run(
+                "rev-parse", "--path-format=absolute", "--git-common-dir", cwd=worktree
+            )
+        except WorktreeError:
+            return None
+        return Path(common.strip()) / "opencode" if common.strip() else None
+
+    def _account_aborted(self, env: PhaseEnv, url: str, password: str, model_id: str) -> None:
+        """Record what an aborted OpenCode build used (every assistant message the server
+        holds), so the run's spend includes it; the caps are checked as for any call."""
+        usage = _opencode_server_usage(url, password)
+        if usage is None:
+            return
+        self._after_call(
+            env, "builder", AgentResponse(content="", usage=usage, model=model_id, call_id="")
+        )
 
     def _check_packet(self, schema: str, packet: Mapping[str, Any]) -> None:
         """Fail closed on a packet that does not validate against its schema."""
@@ -1123,3 +1295,76 @@ class Spine:
             f"## Usage\n\n{json.dumps(build['builder'].get('usage'), sort_keys=True)}\n\n"
             f"## Changed files\n\n" + "\n".join(files)
         )
+
+
+def _stop_leftover_server(home: Path, worktree: Path) -> None:
+    """Kill an OpenCode server a crashed build left running in ``worktree`` (its pid is
+    in ``home/server.pid``; it is only killed while its working folder is the worktree)."""
+    import os
+    import signal
+
+    try:
+        pid = int((home / "server.pid").read_text(encoding="ascii").strip())
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except (OSError, ValueError):
+        return
+    if cwd.resolve() == worktree.resolve():
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _opencode_server_usage(url: str, password: str) -> Usage | None:
+    """Tokens and cost summed over every assistant message an OpenCode server holds
+    (the ephemeral builder server holds one session); None when it cannot be read."""
+    import httpx
+
+    totals = {"input": 0, "output": 0, "reasoning": 0, "read": 0, "write": 0}
+    cost = 0.0
+    seen = False
+    try:
+        with httpx.Client(
+            base_url=url, auth=httpx.BasicAuth("opencode", password), timeout=30.0
+        ) as client:
+            sessions = client.get("/session").raise_for_status().json()
+            for session in sessions if isinstance(sessions, list) else []:
+                sid = session.get("id") if isinstance(session, dict) else None
+                if not isinstance(sid, str):
+                    continue
+                messages = client.get(f"/session/{sid}/message").raise_for_status().json()
+                for message in messages if isinstance(messages, list) else []:
+                    info = message.get("info") if isinstance(message, dict) else None
+                    if not isinstance(info, dict) or info.get("role") != "assistant":
+                        continue
+                    tokens = _as_dict(info.get("tokens"))
+                    cache = _as_dict(tokens.get("cache"))
+                    for name, value in (
+                        ("input", tokens.get("input")),
+                        ("output", tokens.get("output")),
+                        ("reasoning", tokens.get("reasoning")),
+                        ("read", cache.get("read")),
+                        ("write", cache.get("write")),
+                    ):
+                        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                            totals[name] += value
+                            seen = True
+                    spent = info.get("cost")
+                    if isinstance(spent, int | float) and not isinstance(spent, bool) and spent > 0:
+                        cost += float(spent)
+    except (httpx.HTTPError, ValueError):
+        return None
+    if not seen:
+        return None
+    return Usage.reported(
+        totals["input"],
+        totals["output"],
+        reasoning_tokens=totals["reasoning"],
+        cache_read_tokens=totals["read"],
+        cache_write_tokens=totals["write"],
+        cost_usd=round(cost, 10) if cost > 0 else None,
+    )
