@@ -1,7 +1,8 @@
 """The OpenCode provider against a real ``opencode serve`` driven by a replayed model.
 
-The pinned ``opencode-ai`` is installed once with npm into a cache folder (skipped with
-the reason when npm is missing or the install fails). The model is a ReplayServer whose
+The pinned ``opencode-ai`` is installed once with npm into a cache folder by the
+``opencode_binary`` fixture of tests/e2e/conftest.py (skipped with the reason when npm is
+missing or the install fails). The model is a ReplayServer whose
 cassette answers OpenCode's two chat-completions requests for one user message: first a
 streamed tool call to ``write``, then — after the tool result — a final text. The system
 prompt (which names the working directory and today's date) is normalised to a
@@ -13,9 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import subprocess
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,9 +30,7 @@ pytestmark = pytest.mark.slow
 
 log = logging.getLogger(__name__)
 
-VERSION = "1.18.33"
-CACHE = Path.home() / ".cache" / "lifeos-test" / f"opencode-{VERSION}"
-INSTALL_TIMEOUT_S = 300
+VERSION = "1.18.33"  # the opencode_binary fixture (tests/e2e/conftest.py) installs it
 PROVIDER_ID = "lifeos-replay"
 MODEL_ID = "scripted"
 PROMPT = "Create hello.txt saying hello."
@@ -57,57 +53,6 @@ TOOLS = [
 ]
 SYSTEM = Normaliser(r"(?s)\AYou are opencode, .*", "<opencode system prompt>")
 PASSWORD = "lifeos-test-password"
-
-
-def _binary(prefix: Path) -> Path:
-    return prefix / "node_modules" / ".bin" / "opencode"
-
-
-def _version(binary: Path) -> str:
-    proc = subprocess.run(
-        [str(binary), "--version"], capture_output=True, text=True, timeout=60, check=False
-    )
-    return proc.stdout.strip()
-
-
-@pytest.fixture(scope="session")
-def opencode_binary() -> Path:
-    """The pinned ``opencode`` binary, installed with npm into the cache once."""
-    binary = _binary(CACHE)
-    if binary.exists():
-        return binary
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is not on PATH; cannot install opencode-ai")
-    CACHE.parent.mkdir(parents=True, exist_ok=True)
-    staging = CACHE.parent / f".{CACHE.name}.{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    args = [npm, "install", "--prefix", str(staging), f"opencode-ai@{VERSION}"]
-    args += ["--no-audit", "--no-fund"]
-    started = time.monotonic()
-    try:
-        proc = subprocess.run(
-            args, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, check=False
-        )
-    except subprocess.TimeoutExpired:
-        shutil.rmtree(staging, ignore_errors=True)
-        reason = f"npm install opencode-ai@{VERSION} timed out after {INSTALL_TIMEOUT_S}s"
-        log.warning(reason)
-        pytest.skip(reason)
-    if proc.returncode != 0 or not _binary(staging).exists():
-        shutil.rmtree(staging, ignore_errors=True)
-        tail = (proc.stderr or proc.stdout)[-800:]
-        reason = f"npm install opencode-ai@{VERSION} failed (exit {proc.returncode}): {tail}"
-        log.warning(reason)
-        pytest.skip(reason)
-    log.info("installed opencode-ai@%s in %.1fs", VERSION, time.monotonic() - started)
-    try:
-        os.replace(staging, CACHE)
-    except OSError:  # another run installed it meanwhile
-        shutil.rmtree(staging, ignore_errors=True)
-    if not binary.exists():
-        pytest.skip(f"the opencode binary is missing after the install: {binary}")
-    return binary
 
 
 def chat_request(messages: list[dict[str, Any]]) -> dict[str, Any]:
