@@ -87,6 +87,7 @@ def write_config(repo: Path, builder: dict[str, Any], budget: dict[str, Any]) ->
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # five OpenCode servers, and the first use may install OpenCode
 def test_demo_with_the_opencode_builder_ends_as_expected(
     opencode_binary: Path, tmp_path: Path
 ) -> None:
@@ -138,6 +139,7 @@ def test_demo_with_the_opencode_builder_ends_as_expected(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_streamed_cost_crossing_the_cap_ends_the_run_and_it_resumes(
     opencode_binary: Path, tmp_path: Path
 ) -> None:
