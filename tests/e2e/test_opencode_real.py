@@ -190,7 +190,13 @@ def test_opencode_writes_a_file_through_a_replayed_model(
         assert (git_repo / "hello.txt").read_text() == "hello from lifeos\n"
         assert response.raw is not None
         info = response.raw["info"]
-        assert provider.changed_files(info["sessionID"], info["parentID"]) == ["hello.txt"]
+        # OpenCode fills a message's diff in after answering: poll it briefly.
+        deadline = time.monotonic() + 15
+        changed = provider.changed_files(info["sessionID"], info["parentID"])
+        while not changed and time.monotonic() < deadline:
+            time.sleep(0.2)
+            changed = provider.changed_files(info["sessionID"], info["parentID"])
+        assert changed == ["hello.txt"]
         [change] = provider.diff(info["sessionID"], info["parentID"])
         assert change.status == "added" and change.additions == 1
     finally:

@@ -115,6 +115,14 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     owner: _ChatServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-answer (a timeout, an abort) is not an error."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
