@@ -16,7 +16,8 @@ from lifeos.ledger.note import Signer, Verifier
 from lifeos.store.sqlite import SQLiteStore
 
 SIZE = 75
-SPLIT, _ = chain._split(SIZE)  # 32: the second process walks 32..75, no complete subtree
+RANGES, _ = chain._chunks(SIZE)  # of 8 entries: 0..8, 8..16, ..., 72.. (open)
+SPLIT = 32  # one range boundary among others; 64..75 is no complete subtree
 SIGNER = Signer.generate("lifeos/parallel")
 
 
@@ -63,8 +64,9 @@ def test_intact_ledger_same_verdict(template: Path, tmp_path: Path) -> None:
     assert one == two
 
 
-def test_split_is_inside_the_ledger() -> None:
-    assert SPLIT == 32
+def test_ranges_cover_the_ledger() -> None:
+    assert RANGES[0] == (0, 8) and RANGES[-1] == (72, None)
+    assert all(b == c for (_, b), (c, _) in zip(RANGES, RANGES[1:], strict=False))
 
 
 @pytest.mark.parametrize("seq", [0, 5, SPLIT - 1, SPLIT, SPLIT + 1, 63, 64, 65, 74])

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import shutil
+import signal
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,25 +168,26 @@ def test_batched_tree_has_the_root_of_the_whole_tree(n: int, cuts: list[int]) ->
     assert chain._fold([h for _, h in pieces]) == root(leaves)
 
 
-@given(n=st.integers(2, 300), cuts=st.lists(st.integers(0, 300), max_size=6))
-def test_two_halves_combine_into_the_root_of_the_whole_tree(n: int, cuts: list[int]) -> None:
+@given(n=st.integers(0, 300), cuts=st.lists(st.integers(0, 300), max_size=6))
+def test_ranges_combine_into_the_root_of_the_whole_tree(n: int, cuts: list[int]) -> None:
     leaves = _leaves(n)
-    split, cap = chain._split(n)
-    assert 0 < split < n and split % (1 << cap) == 0
-    assert abs((n - split) - split) <= 2 * (1 << cap)  # about even
-    left, right = chain._Tree(), chain._Tree(cap)
-    _add_in_batches(left, leaves[:split], cuts)
-    _add_in_batches(right, leaves[split:], cuts)
+    ranges, bits = chain._chunks(n)
+    assert ranges[0][0] == 0 and ranges[-1][1] is None
+    assert len(ranges) >= min(8, n)
     stack: list[chain.Piece] = []
-    for piece in left.pieces() + right.pieces():
-        chain._push(stack, piece)
+    for start, end in ranges:
+        assert start % (1 << bits) == 0
+        tree = chain._Tree(bits)
+        _add_in_batches(tree, leaves[start:end], cuts)
+        for piece in tree.pieces():
+            chain._push(stack, piece)
     assert chain._fold([h for _, h in stack]) == root(leaves)
 
 
-def test_split_of_a_large_ledger_is_aligned_and_even() -> None:
-    split, cap = chain._split(1_000_000)
-    assert cap == 12 and split % 4096 == 0
-    assert 1_000_000 - 2 * 4096 < 2 * split <= 1_000_000
+def test_ranges_of_a_large_ledger_are_complete_subtrees() -> None:
+    ranges, bits = chain._chunks(1_000_000)
+    assert bits == 14 and len(ranges) == 62
+    assert all(b == a + 16384 for a, b in ranges[:-1])
 
 
 # -- fast check and careful check agree -------------------------------------------------------
@@ -334,16 +336,19 @@ def test_timestamps_of_another_length_verify(tmp_path: Path, batch: int) -> None
 # -- the second process ------------------------------------------------------------------------
 
 
-def test_second_process_that_dies_is_replaced_by_the_first(
+def test_ranges_the_second_process_claims_and_drops_are_walked_by_the_first(
     template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = _copy(template, tmp_path)
     one, two, _ = _verdicts(path, 8192)
 
-    def silent(conn: Any, *args: Any) -> None:
+    def claims_two_then_dies(conn: Any, scanner: Any, ranges: Any, *rest: Any) -> None:
+        claim = rest[-2]
+        with claim.get_lock():
+            claim.value += 2
         conn.close()
 
-    monkeypatch.setattr(chain, "_walk_child", silent)
+    monkeypatch.setattr(chain, "_walk_child", claims_two_then_dies)
     _, replaced, _ = _verdicts(path, 8192)
     assert replaced.to_dict() == two.to_dict() == one.to_dict()
     assert one.ok
@@ -352,23 +357,36 @@ def test_second_process_that_dies_is_replaced_by_the_first(
 def test_second_process_that_cannot_read_the_store_fails_cleanly(
     template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = _copy(template, tmp_path)
+    import multiprocessing
 
     def unreadable(start: int, end: int | None) -> Iterator[Any]:
         raise StoreError("the ledger cannot be read: disk I/O error")
         yield  # a generator, like a real scanner
 
-    store = SQLiteStore(path, FixedClock())
-    monkeypatch.setattr(store, "ledger_scanner", lambda: unreadable)
+    ctx = multiprocessing.get_context("fork")
+    receiver, sender = ctx.Pipe(duplex=False)
+    ranges, bits = chain._chunks(SIZE)
+    claim, stop = ctx.Value("q", 0), ctx.Value("q", len(ranges))
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        chain._walk_child(sender, unreadable, ranges, bits, set(), claim, stop)
+    finally:
+        signal.signal(signal.SIGINT, handler)  # the child's part ignores ^C
+    assert receiver.recv() == ([], "the ledger cannot be read: disk I/O error")
+
+    def fails(conn: Any, *args: Any) -> None:
+        conn.send(([], "the ledger cannot be read: disk I/O error"))
+        conn.close()
+
+    monkeypatch.setattr(chain, "_walk_child", fails)
+    store = SQLiteStore(_copy(template, tmp_path), FixedClock())
     try:
         with parallel_from(0):
             report = verify_store(store, SIGNER.verifier(), workers=2)
     finally:
         store.close()
-    split, _ = chain._split(SIZE)
     assert report.ok is False and report.reason_code == "LEDGER_TAMPERED"
-    assert report.first_bad_seq == split
-    assert "the store is damaged" in report.message
+    assert report.message == "the store is damaged: the ledger cannot be read: disk I/O error"
 
 
 @pytest.mark.parametrize("deleted", [[], [44], [0], [3, 4, 5], [22], list(range(10, 45))])

@@ -54,6 +54,7 @@ from lifeos.store.base import (
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
+    from multiprocessing.sharedctypes import Synchronized
 
 __all__ = [
     "GENESIS_HASH",
@@ -517,88 +518,136 @@ def verify_rows(
 PARALLEL_MIN_ENTRIES = 200_000
 """Below this many entries a second process costs more than it saves."""
 
-_SPLIT_ALIGN = 12
-"""The second process starts on a multiple of ``2**12`` entries (or less, for a small ledger)."""
+_CHUNK_BITS = 14
+"""Two processes walk the ledger in chunks of ``2**14`` entries (fewer, for a small one)."""
 
 
-def _split(size: int) -> tuple[int, int]:
-    """Where the second process starts (about half way) and the height its subtrees stop at.
+def _chunks(end: int) -> tuple[list[tuple[int, int | None]], int]:
+    """The ranges the processes share out for a ledger of ``end`` entries, and their height.
 
-    The start is a multiple of ``2**cap`` entries, so both halves are built of complete
-    subtrees of the whole tree and the halves cost about the same.
+    Each range but the last holds ``2**bits`` entries and starts at a multiple of that,
+    so it is a complete subtree of the whole tree; the last one is open-ended. About
+    eight ranges or more, so that the processes end within a range of each other.
     """
-    half = size // 2
-    cap = min(_SPLIT_ALIGN, max(half.bit_length() - 1, 0))
-    return (half >> cap) << cap, cap
+    bits = min(_CHUNK_BITS, max((end // 8).bit_length() - 1, 0))
+    starts = list(range(0, max(end, 1), 1 << bits))
+    ranges: list[tuple[int, int | None]] = [(a, a + (1 << bits)) for a in starts[:-1]]
+    ranges.append((starts[-1], None))
+    return ranges, bits
 
 
-def _damaged(start: int, exc: StoreError) -> _Walk:
-    return _Walk(
-        start, b"", None, [], {}, (start, _TAMPERED, f"the store is damaged: {exc.message}")
-    )
+def _walk_chunks(
+    scan: LedgerScanner,
+    ranges: list[tuple[int, int | None]],
+    bits: int,
+    wanted: set[int],
+    claim: Synchronized[int],
+    stop: Synchronized[int],
+) -> list[tuple[int, _Walk]]:
+    """Walk the ranges this process claims, in claiming order, until none are left.
+
+    ``claim`` is the next range to take, shared by the processes. A range with a
+    problem lowers ``stop``: ranges after it cannot change the verdict.
+    """
+    done: list[tuple[int, _Walk]] = []
+    while True:
+        with claim.get_lock():
+            i = claim.value
+            if i >= min(len(ranges), stop.value):
+                return done
+            claim.value = i + 1
+        start, end = ranges[i]
+        walk = _walk(scan(start, end), start, _GENESIS if start == 0 else None, wanted, bits)
+        if walk.bad is None and end is not None and walk.end < end:
+            walk.bad = (walk.end, _TAMPERED, f"entry {walk.end} is missing")
+        done.append((i, walk))
+        if walk.bad is not None:
+            with stop.get_lock():
+                stop.value = min(stop.value, i)
 
 
 def _walk_child(
-    conn: Connection, scanner: LedgerScanner, start: int, wanted: set[int], cap: int
+    conn: Connection,
+    scanner: LedgerScanner,
+    ranges: list[tuple[int, int | None]],
+    bits: int,
+    wanted: set[int],
+    claim: Synchronized[int],
+    stop: Synchronized[int],
 ) -> None:
-    """The second process: walk from ``start`` to the end and send the walk back.
+    """The second process: walk the ranges it claims and send back ``(walks, error)``.
 
-    It sends None when something other than the store failed; the parent then walks
-    that part itself, and meets the problem there.
+    The error is the message of a store error, or "" when something else failed
+    (the parent then walks what is missing itself, and meets the problem there).
     """
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and ends this
-    result: _Walk | None
+    done: list[tuple[int, _Walk]] = []
+    error: str | None = None
     try:
-        result = _walk(scanner(start, None), start, None, wanted, cap)
+        done = _walk_chunks(scanner, ranges, bits, wanted, claim, stop)
     except StoreError as exc:
-        result = _damaged(start, exc)
+        error = exc.message
     except Exception:
-        result = None
+        error = ""
     try:
-        conn.send(result)
+        conn.send((done, error))
         conn.close()
-    except OSError:  # the parent stopped listening: it no longer needs this half
+    except OSError:  # the parent stopped listening: it no longer needs these
         pass
 
 
-def _walk_two(store: Store, scanner: LedgerScanner, end: int, wanted: set[int]) -> list[_Walk]:
-    """Walk the two halves of the ledger, the second one in a forked process.
+def _walk_parallel(store: Store, scanner: LedgerScanner, end: int, wanted: set[int]) -> list[_Walk]:
+    """Walk the ledger in two processes, the second one forked, sharing out ranges.
 
-    When the first half already has a problem, the second half cannot change the
-    verdict (it names a later seq), so the second process is stopped instead of
-    waited for.
+    Ranges are claimed one at a time, so a process slowed down (by other work on its
+    core) walks fewer of them and the two finish together. The walks come back in
+    ledger order, up to the first one with a problem.
     """
     import multiprocessing
 
-    split, cap = _split(end)
+    ranges, bits = _chunks(end)
     ctx = multiprocessing.get_context("fork")
+    claim, stop = ctx.Value("q", 0), ctx.Value("q", len(ranges))
     receiver, sender = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_walk_child, args=(sender, scanner, split, wanted, cap), daemon=True)
+    child = ctx.Process(
+        target=_walk_child,
+        args=(sender, scanner, ranges, bits, wanted, claim, stop),
+        daemon=True,
+    )
     child.start()
     sender.close()
-    right: _Walk | None = None
+    theirs: tuple[list[tuple[int, _Walk]], str | None] | None = None
     waited = False
     try:
-        left = _walk(store.ledger_scan(0, split), 0, _GENESIS, wanted)
-        if left.bad is None and left.end < split:
-            left.bad = (left.end, _TAMPERED, f"entry {left.end} is missing")
-        if left.bad is not None:
-            return [left]
+        mine = _walk_chunks(store.ledger_scan, ranges, bits, wanted, claim, stop)
         try:
-            right = receiver.recv()
+            theirs = receiver.recv()
         except EOFError:
-            right = None
+            theirs = None
         waited = True
     finally:
         if not waited:
             child.terminate()
         receiver.close()
         child.join()
-    if right is None:  # the second process failed: walk its half here
-        right = _walk(store.ledger_scan(split, None), split, None, wanted, cap)
-    return [left, right]
+    walks = dict(mine)
+    if theirs is not None:
+        if theirs[1]:
+            raise StoreError(theirs[1])
+        walks.update(theirs[0])
+    out: list[_Walk] = []
+    for i, (start, stop_at) in enumerate(ranges):
+        walk = walks.get(i)
+        if walk is None:  # the second process failed before walking it
+            walk = _walk(store.ledger_scan(start, stop_at), start, None, wanted, bits)
+            if walk.bad is None and stop_at is not None and walk.end < stop_at:
+                walk.bad = (walk.end, _TAMPERED, f"entry {walk.end} is missing")
+        out.append(walk)
+        if walk.bad is not None:
+            break
+    return out
 
 
 def verify_store(
@@ -629,7 +678,7 @@ def verify_store(
         if scanner is None or end < 2:
             walks = [_walk(store.ledger_scan(), 0, _GENESIS, wanted)]
         else:
-            walks = _walk_two(store, scanner, end, wanted)
+            walks = _walk_parallel(store, scanner, end, wanted)
         return _judge(parsed, walks)
     except StoreError as exc:
         return VerifyReport(
