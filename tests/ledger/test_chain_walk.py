@@ -389,6 +389,23 @@ def test_second_process_that_cannot_read_the_store_fails_cleanly(
     assert report.message == "the store is damaged: the ledger cannot be read: disk I/O error"
 
 
+def test_no_second_process_means_one_process(
+    template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing
+
+    path = _copy(template, tmp_path)
+    one, _, _ = _verdicts(path, 8192)
+
+    class NoSemaphores:
+        def Value(self, *args: Any) -> Any:  # noqa: N802 - multiprocessing's name
+            raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method: NoSemaphores())
+    _, two, _ = _verdicts(path, 8192)
+    assert two.to_dict() == one.to_dict() and one.ok
+
+
 @pytest.mark.parametrize("deleted", [[], [44], [0], [3, 4, 5], [22], list(range(10, 45))])
 def test_end_is_the_size_or_a_boundary_the_store_has(
     template: Path, tmp_path: Path, deleted: list[int]

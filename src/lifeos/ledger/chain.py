@@ -598,25 +598,34 @@ def _walk_child(
         pass
 
 
-def _walk_parallel(store: Store, scanner: LedgerScanner, end: int, wanted: set[int]) -> list[_Walk]:
+def _walk_parallel(
+    store: Store, scanner: LedgerScanner, end: int, wanted: set[int]
+) -> list[_Walk] | None:
     """Walk the ledger in two processes, the second one forked, sharing out ranges.
 
     Ranges are claimed one at a time, so a process slowed down (by other work on its
     core) walks fewer of them and the two finish together. The walks come back in
-    ledger order, up to the first one with a problem.
+    ledger order, up to the first one with a problem. None when no second process
+    can be started here (no shared semaphores, say): then nothing was walked.
     """
     import multiprocessing
 
     ranges, bits = _chunks(end)
     ctx = multiprocessing.get_context("fork")
-    claim, stop = ctx.Value("q", 0), ctx.Value("q", len(ranges))
-    receiver, sender = ctx.Pipe(duplex=False)
+    try:
+        claim, stop = ctx.Value("q", 0), ctx.Value("q", len(ranges))
+        receiver, sender = ctx.Pipe(duplex=False)
+    except OSError:
+        return None
     child = ctx.Process(
-        target=_walk_child,
-        args=(sender, scanner, ranges, bits, wanted, claim, stop),
-        daemon=True,
+        target=_walk_child, args=(sender, scanner, ranges, bits, wanted, claim, stop), daemon=True
     )
-    child.start()
+    try:
+        child.start()
+    except OSError:
+        receiver.close()
+        sender.close()
+        return None
     sender.close()
     theirs: tuple[list[tuple[int, _Walk]], str | None] | None = None
     waited = False
@@ -675,10 +684,11 @@ def verify_store(
         if workers > 1 and _has(store, max(PARALLEL_MIN_ENTRIES, 2) - 1) and _can_fork():
             scanner = store.ledger_scanner()
         end = _end(store) if scanner is not None else 0
-        if scanner is None or end < 2:
-            walks = [_walk(store.ledger_scan(), 0, _GENESIS, wanted)]
-        else:
+        walks = None
+        if scanner is not None and end >= 2:
             walks = _walk_parallel(store, scanner, end, wanted)
+        if walks is None:
+            walks = [_walk(store.ledger_scan(), 0, _GENESIS, wanted)]
         return _judge(parsed, walks)
     except StoreError as exc:
         return VerifyReport(
