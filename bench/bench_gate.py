@@ -144,11 +144,16 @@ def main() -> int:
 
         lifeos = str(Path(sys.executable).with_name("lifeos"))
 
+        # As installed for a user: Python's bytecode cache on (this sandbox sets
+        # PYTHONDONTWRITEBYTECODE, which would recompile every module on every run).
+        cli_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
         def cli(*extra: str) -> Callable[[], None]:
             def run() -> None:
                 proc = subprocess.run(
                     [lifeos, "gate", "check", "--policy", "code", *extra],
                     cwd=repo,
+                    env=cli_env,
                     capture_output=True,
                     check=False,
                 )
@@ -161,6 +166,7 @@ def main() -> int:
 
             return run
 
+        cli()()  # warm-up: writes the bytecode cache, as any first run after an install does
         git_w, gate_w, cli_w, cli_json = _best(git_worktree, gate_worktree, cli(), cli("--json"))
 
     rows = [

@@ -174,3 +174,9 @@ def test_root_set_matches_under_any(roots: list[Root], keys: list[tuple[str, ...
     for key in keys:  # repeated parents exercise the cache
         assert root_set.first(key) is under_any(key, tuple(roots))
     assert bool(root_set) == bool(roots)
+
+
+@given(st.text(max_size=40))
+@settings(max_examples=500, deadline=None)
+def test_path_key_is_the_components_normalised(path: str) -> None:
+    assert path_key(path) == tuple(normalize_component(c) for c in path.split("/"))

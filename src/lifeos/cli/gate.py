@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from pathlib import Path
 
 import click
 
@@ -41,14 +43,26 @@ def check_cmd(
     """
     from lifeos.cli._common import load_settings
     from lifeos.errors import EXIT_BLOCKED, EXIT_OK, InputError
-    from lifeos.policy.gate import judge, read_change
+    from lifeos.policy import prefetch
+    from lifeos.policy.gate import ChangeSet, judge, read_change
     from lifeos.threads import in_background
 
-    where = repo()
-    if not where.in_git:
-        raise InputError(f"{where.root}: not inside a git repository")
-    # git reads the change (most of the time, for a large one) while the policy loads.
-    change = in_background(lambda: read_change(where.root, base, head), "lifeos-gate-read")
+    early = prefetch.take(Path.cwd(), base, head)
+    if early is not None:  # the entry point started reading before the CLI loaded
+        where = early.where()
+        if not where.in_git:
+            raise InputError(f"{where.root}: not inside a git repository")
+        change: Callable[[], ChangeSet] = early.change
+    else:
+        where = repo()
+        if not where.in_git:
+            raise InputError(f"{where.root}: not inside a git repository")
+        # git reads the change (most of the time, for a large one) while the policy loads.
+        # HEAD was just resolved by finding the repository: no need to ask git again.
+        known = where.head if base == "HEAD" else None
+        change = in_background(
+            lambda: read_change(where.root, base, head, base_commit=known), "lifeos-gate-read"
+        )
     try:
         from lifeos.policy.model import resolve_policy
 

@@ -17,17 +17,32 @@ before every root check, then protected paths and the denylist, then the allowli
 
 from __future__ import annotations
 
-import os
 import posixpath
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 from lifeos.canonical import sha256_hex, stable_uuid
 from lifeos.clock import Clock, SystemClock, iso
-from lifeos.errors import InputError, ReasonCode
+from lifeos.errors import ReasonCode
+from lifeos.policy.gitread import (
+    LIFEOS_OWNED,
+    MODE_GITLINK,
+    MODE_NONE,
+    MODE_SYMLINK,
+    Change,
+    ChangeSet,
+    GateError,
+    _blob_info,
+    _display,
+    _git_base,
+    _git_env,
+    git_diff_command,
+    parse_raw_diff,
+    read_change,
+    worktree_tree,
+)
 from lifeos.policy.model import Policy
 from lifeos.policy.paths import (
     Root,
@@ -43,9 +58,9 @@ __all__ = [
     "DEFAULT_RULES",
     "LIFEOS_OWNED",
     "Change",
+    "ChangeSet",
     "Finding",
     "GateDecision",
-    "ChangeSet",
     "GateError",
     "RuleContext",
     "check_change",
@@ -54,72 +69,12 @@ __all__ = [
     "judge",
     "parse_raw_diff",
     "read_change",
+    "worktree_tree",
 ]
 
-MODE_SYMLINK = "120000"
-MODE_GITLINK = "160000"
-MODE_NONE = "000000"
-LIFEOS_OWNED = (".lifeos", "artifacts/status", "artifacts/packets/status")
-
-# Settings pinned on every git call: config that could change what git reports.
-_GIT_SETTINGS = (
-    "core.quotePath=false",
-    "core.hooksPath=/dev/null",
-    "diff.renames=copies",
-    "diff.external=",
-    "diff.renameLimit=1000",
-    "diff.relative=false",
-    "diff.ignoreSubmodules=none",
-    "core.fsmonitor=false",
-    "core.untrackedCache=false",
-    "core.autocrlf=false",
-    "core.safecrlf=false",
-    "core.fileMode=true",
-    "core.symlinks=true",
-    "core.excludesFile=",
-    "status.showUntrackedFiles=all",
-)
-
-
-class GateError(InputError):
-    """The gate could not read the change: a bad revision, no commits, not a repository."""
-
-
-def _display(path: str) -> str:
-    """A path as text that is always valid UTF-8 (undecodable bytes as ``\\xNN``)."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-class Change(NamedTuple):
-    """One entry of ``git diff --raw`` (a named tuple: a large diff builds thousands)."""
-
-    status: str
-    """A, M, D, R, C or T (the score of R/C is in ``score``)."""
-    old_mode: str
-    new_mode: str
-    old_sha: str
-    new_sha: str
-    path: str
-    """The path after the change (before it for a delete)."""
-    old_path: str | None = None
-    """The source of a rename or copy."""
-    score: int | None = None
-
-    def paths(self) -> tuple[str, ...]:
-        """Every path the entry names: both for a rename or copy."""
-        return (self.old_path, self.path) if self.old_path is not None else (self.path,)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (paths made valid UTF-8)."""
-        out: dict[str, Any] = {
-            "status": self.status,
-            "path": _display(self.path),
-            "old_mode": self.old_mode,
-            "new_mode": self.new_mode,
-        }
-        if self.old_path is not None:
-            out["old_path"] = _display(self.old_path)
-        return out
+# The git half lives in lifeos.policy.gitread; these are its names, for callers of
+# this module (and the bench, which times the git commands alone).
+_REEXPORTED = (_git_base, _git_env, _display)
 
 
 @dataclass(frozen=True)
@@ -582,214 +537,6 @@ def _collect(
 
 
 # --- reading the change with git -------------------------------------------------------
-
-
-def _git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(
-        {
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": os.devnull,
-            "GIT_TERMINAL_PROMPT": "0",
-            "GIT_OPTIONAL_LOCKS": "0",
-            "LC_ALL": "C",
-        }
-    )
-    env.update(extra or {})
-    return env
-
-
-def _git_base(root: Path) -> list[str]:
-    args = ["git", "-C", str(root)]
-    for setting in _GIT_SETTINGS:
-        args += ["-c", setting]
-    return args
-
-
-def git_diff_command(root: Path, base: str, head: str) -> list[str]:
-    """The exact diff command the gate runs (``base`` and ``head`` are object ids)."""
-    return [
-        *_git_base(root),
-        "diff-tree",
-        "-r",
-        "-z",
-        "--raw",
-        "--no-abbrev",
-        "-M",
-        "-C",
-        "--find-copies-harder",
-        "--no-ext-diff",
-        "--no-textconv",
-        "--ignore-submodules=none",
-        base,
-        head,
-        "--",
-    ]
-
-
-def _run(
-    args: list[str], env: Mapping[str, str] | None = None, stdin: bytes | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    try:
-        return subprocess.run(
-            args, env=_git_env(env), input=stdin, capture_output=True, check=False
-        )
-    except OSError as exc:
-        raise GateError(f"cannot run git: {exc}") from None
-
-
-def _checked(args: list[str], env: Mapping[str, str] | None = None) -> bytes:
-    proc = _run(args, env)
-    if proc.returncode != 0:
-        message = proc.stderr.decode("utf-8", "replace").strip() or "git failed"
-        raise GateError(f"git {args[len(_git_base(Path('.')))]}: {message}")
-    return proc.stdout
-
-
-def _resolve(root: Path, rev: str, what: str, kind: str = "commit") -> str:
-    proc = _run([*_git_base(root), "rev-parse", "--verify", "--quiet", f"{rev}^{{{kind}}}"])
-    if proc.returncode != 0 or rev.startswith("-"):
-        if what == "base" and rev == "HEAD":
-            raise GateError("the repository has no commits yet: nothing to gate against")
-        raise GateError(f"--{what} {rev!r}: no such {kind} in the repository")
-    return proc.stdout.decode().strip()
-
-
-def _temp_index() -> Path:
-    """A fresh path for a temporary index (git creates the file). ``tempfile`` is not
-    imported for this: it pulls in ``shutil`` and the compression modules, a visible
-    share of a short command's start-up."""
-    folder = os.environ.get("TMPDIR") or "/tmp"
-    return Path(folder) / f"lifeos-gate-{os.getpid()}-{os.urandom(8).hex()}.index"
-
-
-def worktree_tree(root: Path) -> str:
-    """The tree ``git add -A`` would commit now, built in a temporary index.
-
-    LifeOS-owned paths (``.lifeos/``, ``artifacts/status/``,
-    ``artifacts/packets/status/``) stay as they are in HEAD. The user's index is
-    never touched.
-    """
-    index = _temp_index()
-    env = {"GIT_INDEX_FILE": str(index)}
-    base = _git_base(root)
-    try:
-        _checked([*base, "read-tree", "HEAD"], env)
-        excludes = [f":(top,exclude){p}" for p in LIFEOS_OWNED]
-        _checked([*base, "add", "-A", "--", ".", *excludes], env)
-        return _checked([*base, "write-tree"], env).decode().strip()
-    finally:
-        for leftover in (index, index.with_name(index.name + ".lock")):
-            leftover.unlink(missing_ok=True)
-
-
-def parse_raw_diff(data: bytes) -> list[Change]:
-    """Parse ``git diff --raw -z`` output.
-
-    Raises:
-        GateError: the output is not in the raw format.
-    """
-    fields = data.decode("utf-8", "surrogateescape").split("\0")
-    if fields and fields[-1] == "":
-        fields.pop()
-    changes: list[Change] = []
-    i, n = 0, len(fields)
-    while i < n:
-        meta = fields[i]
-        parts = meta[1:].split(" ") if meta[:1] == ":" else []
-        if len(parts) != 5 or i + 1 >= n:
-            raise GateError(f"unexpected git diff output near {_display(meta[:80])!r}")
-        old_mode, new_mode, old_sha, new_sha, status = parts
-        letter, score = status[:1], status[1:]
-        if letter in ("R", "C"):
-            if i + 2 >= n:
-                raise GateError("unexpected git diff output: a rename without a target")
-            changes.append(
-                Change(
-                    letter,
-                    old_mode,
-                    new_mode,
-                    old_sha,
-                    new_sha,
-                    fields[i + 2],
-                    fields[i + 1],
-                    int(score) if score.isdigit() else None,
-                )
-            )
-            i += 3
-        else:
-            changes.append(Change(letter, old_mode, new_mode, old_sha, new_sha, fields[i + 1]))
-            i += 2
-    return changes
-
-
-def _blob_info(
-    root: Path, changes: Sequence[Change], policy: Policy
-) -> tuple[dict[str, int], dict[str, bytes]]:
-    """Sizes of the new blobs (when the policy limits size) and symlink targets (when
-    the policy allows symlinks), each read with one ``git cat-file`` batch."""
-    sizes: dict[str, int] = {}
-    targets: dict[str, bytes] = {}
-    base = _git_base(root)
-    if policy.max_file_bytes is not None:
-        shas = sorted({c.new_sha for c in changes if c.new_mode not in (MODE_NONE, MODE_GITLINK)})
-        if shas:
-            proc = _run([*base, "cat-file", "--batch-check"], stdin="\n".join(shas).encode())
-            for line in proc.stdout.decode("ascii", "replace").splitlines():
-                parts = line.split()
-                if len(parts) == 3 and parts[2].isdigit():
-                    sizes[parts[0]] = int(parts[2])
-    if policy.allow_symlinks:
-        links = sorted({c.new_sha for c in changes if c.new_mode == MODE_SYMLINK})
-        if links:
-            proc = _run([*base, "cat-file", "--batch"], stdin="\n".join(links).encode())
-            out, pos = proc.stdout, 0
-            while pos < len(out):
-                end = out.index(b"\n", pos)
-                header = out[pos:end].decode("ascii", "replace").split()
-                pos = end + 1
-                if len(header) != 3 or not header[2].isdigit():
-                    continue
-                n = int(header[2])
-                targets[header[0]] = out[pos : pos + n]
-                pos += n + 1
-    return sizes, targets
-
-
-@dataclass(frozen=True)
-class ChangeSet:
-    """A change as read from git, before any policy is applied."""
-
-    base: str
-    """The base commit id."""
-    head: str | None
-    """The head commit id, or None for the working tree."""
-    tree: str
-    """The tree compared with ``base`` (the head's, or the one the working tree would commit)."""
-    changes: tuple[Change, ...]
-
-
-def read_change(root: Path, base: str = "HEAD", head: str | None = None) -> ChangeSet:
-    """Read the change from ``base`` to ``head`` (a commit) or to the working tree.
-
-    Needs no policy, so a caller can read while it loads one.
-
-    Raises:
-        GateError: not a repository, no commits, or a revision that does not exist.
-    """
-    if not (root / ".git").exists():
-        probe = _run([*_git_base(root), "rev-parse", "--git-dir"])
-        if probe.returncode != 0:
-            raise GateError(f"{root}: not a git repository")
-    base_commit = _resolve(root, base, "base")
-    head_commit: str | None = None
-    if head is not None:
-        head_commit = _resolve(root, head, "head")
-        tree = _resolve(root, head_commit, "head", "tree")
-    else:
-        tree = worktree_tree(root)
-    changes = parse_raw_diff(_checked(git_diff_command(root, base_commit, tree)))
-    return ChangeSet(base_commit, head_commit, tree, tuple(changes))
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,8 @@ def normalize_component(component: str) -> str:
 @functools.lru_cache(maxsize=65536)
 def path_key(path: str) -> tuple[str, ...]:
     """The normalised components of a ``/``-separated repository path."""
+    if path.isascii():  # no ignorables, NFC is the identity: case-folding is lower()
+        return tuple(path.lower().split("/"))
     return tuple(normalize_component(c) for c in path.split("/"))
 
 
