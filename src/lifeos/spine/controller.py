@@ -17,7 +17,7 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifeos.agents.api import AgentCall, AgentError, AgentProvider, AgentResponse, Usage
 from lifeos.canonical import sha256_hex, stable_uuid
@@ -27,6 +27,9 @@ from lifeos.ledger.note import Signer, Verifier
 from lifeos.repo import RepoContext
 from lifeos.spine.model import EXIT_FOR_STATE, PHASES, PhaseEnv, SpineState, SpineStop
 from lifeos.store.base import Store
+
+if TYPE_CHECKING:
+    from lifeos.worktree import HardenedGit
 
 __all__ = ["Spine", "SpineDeps", "SpineOutcome"]
 
@@ -740,17 +743,8 @@ class Spine:
                 [ReasonCode.EVIDENCE_INCOMPLETE.value],
                 "the evidence bundle does not verify",
             )
-        probe = subprocess.run(
-            [
-                "git",
-                "-C",
-                str(self.deps.repo.main_root),
-                "cat-file",
-                "-e",
-                f"{steward['commit']}:{steward['review_packet']}",
-            ],
-            capture_output=True,
-            check=False,
+        probe = self._git().completed(
+            "cat-file", "-e", f"{steward['commit']}:{steward['review_packet']}"
         )
         if probe.returncode != 0:
             raise SpineStop(
@@ -1197,13 +1191,12 @@ class Spine:
         return next((name for name, cmd in self.commands.items() if cmd == argv), None)
 
     def _diff(self, base: str, head: str) -> str:
-        proc = subprocess.run(
-            ["git", "-C", str(self.deps.repo.main_root), "diff", "--no-ext-diff", base, head],
-            capture_output=True,
-            text=True,
-            check=False,
+        """The change as a unified diff for the reviewers (hardened git: no external diff
+        program, no textconv filter, no user or system config)."""
+        proc = self._git().completed(
+            "diff", "--no-ext-diff", "--no-textconv", "--no-color", base, head, "--"
         )
-        return proc.stdout[:MAX_DIFF_CHARS]
+        return proc.stdout.decode("utf-8", "replace")[:MAX_DIFF_CHARS]
 
     def _check_outside(self, config: dict[str, Any]) -> None:
         from lifeos.worktree import OutsideSnapshot, snapshot_outside
@@ -1218,7 +1211,7 @@ class Spine:
                 "something outside the run's worktree changed: " + "; ".join(changed[:5]),
             )
 
-    def _git(self) -> Any:
+    def _git(self) -> HardenedGit:
         from lifeos.worktree import HardenedGit
 
         return HardenedGit(self.deps.repo.main_root, self.deps.clock)
