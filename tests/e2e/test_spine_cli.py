@@ -335,3 +335,47 @@ def test_a_cli_agent_builds_in_the_worktree(demo_repo: Path, tmp_path: Path) -> 
     assert "src/wordcount/shout.py" in files
     assert checkout_state(demo_repo) == before
     assert not (demo_repo / "src/wordcount/shout.py").exists()
+
+
+def _task_row(repo: Path, run_id: str) -> tuple[str, int, int]:
+    with sqlite3.connect(repo / ".lifeos/lifeos.db") as db:
+        row = db.execute(
+            "SELECT status, repair_attempt, consumed_tokens FROM mission_tasks WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+    return str(row[0]), int(row[1]), int(row[2])
+
+
+def test_mission_tasks_follow_the_run_and_count_repairs(demo_repo: Path) -> None:
+    code, landed = run_json(demo_repo, "run", "--task", "T-3")
+    assert code == 0, landed
+    status, repairs, tokens = _task_row(demo_repo, landed["run_id"])
+    assert (status, repairs) == ("approved", 1) and tokens > 0
+    code, blocked = run_json(demo_repo, "run", "--task", "T-2")
+    assert code == 3
+    assert _task_row(demo_repo, blocked["run_id"])[0] == "failed_terminal"
+
+
+@pytest.mark.parametrize("role", ["designer", "reviewer"])
+def test_an_agent_can_escalate_to_a_human(demo_repo: Path, tmp_path: Path, role: str) -> None:
+    answer = (
+        '{"escalate": "the task contradicts the style guide"}'
+        if role == "designer"
+        else '{"verdict": "escalate", "questions": ["is a breaking change allowed?"]}'
+    )
+    script = tmp_path / "agent.py"
+    script.write_text(f"print({answer!r})\n")
+    config = demo_repo / "lifeos.yaml"
+    text = config.read_text().split("budget:")[0]  # no caps: a text agent reports no usage
+    config.write_text(
+        text.replace(
+            f"  {role}: {{provider: replay,",
+            f'  {role}: {{provider: command, command: [python, "{script}"]}}\n'
+            f"  unused_{role}: {{provider: replay,",
+        )
+    )
+    git(demo_repo, "commit", "-qam", f"the {role} escalates")
+    code, out = run_json(demo_repo, "run", "--task", "T-1")
+    assert code == 6 and out["state"] == "ESCALATED", out
+    assert out["reason_codes"] == ["ESCALATION_REQUIRED"]
+    assert ("contradicts" if role == "designer" else "breaking change") in out["message"]

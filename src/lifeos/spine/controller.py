@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["Spine", "SpineDeps", "SpineOutcome"]
 
 APPROVAL_POINTS = ("before_build", "before_steward")
+PROJECT_TESTS = "test"
+"""The command in ``commands:`` that runs the project's tests; review always runs it."""
 EXTERNAL_BUILDERS = ("command", "opencode")
 RETRYABLE = frozenset(
     {
@@ -52,7 +54,8 @@ MAX_DIFF_CHARS = 20_000
 DESIGNER_SYSTEM = (
     "You are the designer of a governed coding run. Turn the task into a build packet. "
     'Answer with one JSON object: {"goal": str, "files": [repository paths to touch], '
-    '"acceptance": [names of configured commands that must pass], "notes": str}.'
+    '"acceptance": [names of configured commands that must pass], "notes": str}, or '
+    '{"escalate": "why a human must decide"} when the task cannot be built as asked.'
 )
 BUILDER_SYSTEM = (
     "You are the builder of a governed coding run. Change the repository with the tools "
@@ -61,7 +64,8 @@ BUILDER_SYSTEM = (
 )
 REVIEWER_SYSTEM = (
     "You are a reviewer of a governed coding run, reviewing through the {lens} lens. "
-    'Answer with one JSON object: {{"verdict": "approve" | "request_changes" | "block", '
+    'Answer with one JSON object: {{"verdict": "approve" | "request_changes" | "block" '
+    '| "escalate" (a human must decide), '
     '"issues": [str], "risks": [str], "required_changes": [str], "questions": [str]}}.'
 )
 
@@ -216,6 +220,7 @@ class Spine:
                 },
             )
             self.store.update_run(run_id, status=SpineState.RUNNING.value)
+            self.store.add_task(run_id, task.id, task.title, context_files=list(task.context))
             self.store.append_ledger(
                 "spine.started", run_id, {"task": task.id, "baseline": baseline}
             )
@@ -425,6 +430,12 @@ class Spine:
         )
         response = self._agent(env, "designer", call)
         packet = _extract_json(response.content)
+        if packet is not None and packet.get("escalate"):
+            raise SpineStop(
+                SpineState.ESCALATED,
+                [ReasonCode.ESCALATION_REQUIRED.value],
+                f"the designer asks a human to decide: {str(packet['escalate'])[:300]}",
+            )
         if packet is None or not isinstance(packet.get("goal"), str) or not packet["goal"]:
             raise SpineStop(
                 SpineState.FAILED,
@@ -486,6 +497,7 @@ class Spine:
         instructions = json.dumps(
             {"build_packet": packet, "required_changes": repairs}, indent=2, sort_keys=True
         )
+        self._task_status(run_id, "executing")
         self.deps.progress(f"build (attempt {attempt + 1}) in {wt.path}")
         spec = (self.deps.settings.get("models") or {}).get("builder") or {}
         if isinstance(spec, dict) and spec.get("provider") in EXTERNAL_BUILDERS:
@@ -564,8 +576,12 @@ class Spine:
         packet = config["outputs"]["design"]
         wt = Path(build["worktree"])
         env = self._env(run_id, "review", attempt, {"commit": build["commit"]})
+        self._task_status(run_id, "review")
         checks: list[dict[str, Any]] = []
-        for name in packet["acceptance"]:
+        names = list(packet["acceptance"])
+        if PROJECT_TESTS in self.commands and PROJECT_TESTS not in names:
+            names.append(PROJECT_TESTS)  # the project's own tests, always
+        for name in names:
             outcome, _ = env.once(functools.partial(self._run_command, wt, name))
             checks.append(outcome)
         failed = [c["name"] for c in checks if c["exit_code"] != 0]
@@ -583,7 +599,7 @@ class Spine:
             )
             answer = _extract_json(self._agent(env, "reviewer", call).content) or {}
             verdict = answer.get("verdict")
-            if verdict not in ("approve", "request_changes", "block"):
+            if verdict not in ("approve", "request_changes", "block", "escalate"):
                 verdict = "block"  # an answer that is not a verdict blocks (fail closed)
             lenses.append(
                 {
@@ -597,7 +613,9 @@ class Spine:
             )
         verdicts = {lens["verdict"] for lens in lenses}
         chair = "approve"
-        if "block" in verdicts:
+        if "escalate" in verdicts:
+            chair = "escalate"
+        elif "block" in verdicts:
             chair = "block"
         elif failed or "request_changes" in verdicts:
             chair = "request_changes"
@@ -633,6 +651,14 @@ class Spine:
         opinions = ", ".join(f"{x['lens']} {x['verdict']}" for x in lenses)
         passed = len(checks) - len(failed)
         self.deps.progress(f"review: {chair} ({opinions}; checks {passed}/{len(checks)} pass)")
+        if chair == "escalate":
+            self._store_phase(run_id, "review", review, next_phase="build")
+            raise SpineStop(
+                SpineState.ESCALATED,
+                [ReasonCode.ESCALATION_REQUIRED.value],
+                "a reviewer asks a human to decide: "
+                + "; ".join(str(q) for x in lenses for q in [*x["questions"], *x["issues"]])[:300],
+            )
         if chair == "block":
             self._store_phase(run_id, "review", review, next_phase="build")
             raise SpineStop(
@@ -660,6 +686,7 @@ class Spine:
                 extra={"repair_requests": review["required_changes"]},
                 attempt=attempt + 1,
             )
+            self._task_status(run_id, "repair_retry", repair_attempt=attempt + 1)
             self.deps.progress(f"repair {attempt + 1} of {self.repairs}")
             return "design"
         self._store_phase(run_id, "review", review)
@@ -840,6 +867,13 @@ class Spine:
                     run_id,
                     {"state": state.value, "reason_codes": list(reasons)},
                 )
+            if state is SpineState.LANDED:
+                steward = config["outputs"].get("steward") or {}
+                self._task_status(
+                    run_id, "approved", result_artifact_ids=[steward.get("evidence", "")]
+                )
+            elif state in (SpineState.BLOCKED, SpineState.FAILED, SpineState.ESCALATED):
+                self._task_status(run_id, "failed_terminal")
         build = config["outputs"].get("build") or {}
         steward = config["outputs"].get("steward") or {}
         keep = state is not SpineState.LANDED
@@ -1148,6 +1182,17 @@ class Spine:
             return
         self._after_call(
             env, "builder", AgentResponse(content="", usage=usage, model=model_id, call_id="")
+        )
+
+    def _task_status(self, run_id: str, status: str, **changes: Any) -> None:
+        """Move the run's mission_tasks row (pending, executing, review, repair_retry,
+        approved, failed_terminal), with the tokens the run has consumed so far."""
+        run = self.store.get_run(run_id)
+        if run is None:
+            return
+        tokens = int(self._meter.spent().tokens) if self._meter is not None else 0
+        self.store.update_task(
+            run_id, run["name"], status=status, consumed_tokens=tokens, **changes
         )
 
     def _check_packet(self, schema: str, packet: Mapping[str, Any]) -> None:
