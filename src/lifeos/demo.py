@@ -123,14 +123,13 @@ def run_demo(
     """Run the demo in ``workdir``; ``provider_for`` replaces the configured agents
     (the cassette recorder uses it); ``builder`` replaces the builder role's settings
     (an external builder such as OpenCode, see :func:`opencode_builder`)."""
-    from lifeos.agents.factory import build_provider, role_spec
     from lifeos.clock import SystemClock
     from lifeos.config import load_config
     from lifeos.evidence.bundle import verify_bundle
     from lifeos.ledger.chain import verify_store
-    from lifeos.ledger.keys import load_signer, load_verifier
+    from lifeos.ledger.keys import load_verifier
     from lifeos.repo import detect_repo
-    from lifeos.spine import Spine, SpineDeps
+    from lifeos.spine.setup import repo_spine
     from lifeos.store import open_store
 
     repo = prepare(workdir)
@@ -145,26 +144,14 @@ def run_demo(
         # is configured in full)
         env["OPENCODE_DISABLE_MODELS_FETCH"] = "1"
     store = open_store(where.lifeos_dir, SystemClock())
-    providers: dict[str, Any] = {}
-
-    def configured(role: str) -> Any:
-        if role not in providers:
-            name, spec = role_spec(settings["models"], role)
-            providers[role] = build_provider(name, spec, os.environ, repo)
-        return providers[role]
-
-    spine = Spine(
-        SpineDeps(
-            repo=where,
-            store=store,
-            clock=SystemClock(),
-            settings=settings,
-            provider_for=provider_for or configured,
-            signer=load_signer(where),
-            verifier=load_verifier(where),
-            progress=lambda line: out(f"  . {line}"),
-            env=env,
-        )
+    spine = repo_spine(
+        where,
+        store,
+        settings,
+        env=os.environ,
+        provider_for=provider_for,
+        progress=lambda line: out(f"  . {line}"),
+        spine_env=env,
     )
     rows: list[dict[str, Any]] = []
     for task in DEMO_TASKS:

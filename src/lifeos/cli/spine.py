@@ -23,26 +23,14 @@ def spine() -> None:
 def _make_spine(config_path: str | None) -> Spine:
     import os
 
-    from lifeos.agents.factory import build_provider, role_spec
     from lifeos.cli._common import load_settings, open_repo_store
-    from lifeos.clock import SystemClock
     from lifeos.errors import InputError
-    from lifeos.ledger.keys import load_signer, load_verifier
-    from lifeos.spine import Spine, SpineDeps
+    from lifeos.spine.setup import repo_spine
 
     where, store = open_repo_store()
     if not where.in_git:
         raise InputError(f"{where.root}: not inside a git repository")
     settings = load_settings(where.main_root, config_path).data
-    models = settings.get("models") or {}
-    providers: dict[str, Any] = {}
-
-    def provider_for(role: str) -> Any:
-        if role not in providers:
-            name, spec = role_spec(models, role if role in models else None)
-            providers[role] = build_provider(name, spec, os.environ, where.main_root)
-        return providers[role]
-
     started = time.monotonic()
     live = sys.stderr.isatty()
 
@@ -58,19 +46,7 @@ def _make_spine(config_path: str | None) -> Spine:
         )
 
     made: Spine | None = None
-    made = Spine(
-        SpineDeps(
-            repo=where,
-            store=store,
-            clock=SystemClock(),
-            settings=settings,
-            provider_for=provider_for,
-            signer=load_signer(where),
-            verifier=load_verifier(where),
-            progress=progress,
-            env=dict(os.environ),
-        )
-    )
+    made = repo_spine(where, store, settings, env=os.environ, progress=progress)
     return made
 
 

@@ -43,12 +43,10 @@ def _default_spine(context: MissionContext) -> Any:
     """The spine for the repository at ``context.repo_root``, as the CLI builds it."""
     import os
 
-    from lifeos.agents.factory import build_provider, role_spec
     from lifeos.clock import SystemClock
     from lifeos.config import load_config
-    from lifeos.ledger.keys import load_signer, load_verifier
     from lifeos.repo import detect_repo
-    from lifeos.spine import Spine, SpineDeps
+    from lifeos.spine.setup import repo_spine
     from lifeos.store import open_store
 
     where = detect_repo(context.repo_root)
@@ -56,26 +54,7 @@ def _default_spine(context: MissionContext) -> Any:
     store = context.services.store if context.services and context.services.store else None
     if store is None:
         store = open_store(where.lifeos_dir, SystemClock(), settings.get("store"))
-    models = settings.get("models") or {}
-    providers: dict[str, Any] = {}
-
-    def provider_for(role: str) -> Any:
-        if role not in providers:
-            name, spec = role_spec(models, role if role in models else None)
-            providers[role] = build_provider(name, spec, os.environ, where.main_root)
-        return providers[role]
-
-    return Spine(
-        SpineDeps(
-            repo=where,
-            store=store,
-            clock=SystemClock(),
-            settings=settings,
-            provider_for=provider_for,
-            signer=load_signer(where),
-            verifier=load_verifier(where),
-        )
-    )
+    return repo_spine(where, store, settings, env=os.environ)
 
 
 class _SpineMission(BaseMission):
