@@ -399,7 +399,7 @@ version: 1
 # Which model plays which role, and what it costs per million tokens.
 models: {}
 #  builder:
-#    provider: openai        # openai | anthropic | replay | command
+#    provider: openai        # openai | anthropic | replay | command | opencode
 #    model: gpt-4.1
 #    endpoint: https://api.openai.com/v1
 #    api_key_env: OPENAI_API_KEY
@@ -424,8 +424,12 @@ budget: {}
 #  daily_tokens: 2000000
 #  warn_at: 0.8            # warn when a run reaches this fraction of a cap
 
-# LoopSpine: repair attempts, human approvals, the builder and the reviewers.
+# LoopSpine: repair attempts, human approvals and the reviewer lenses.
 spine: {}
+#  repairs: 1              # times a review may send the change back to build
+#  reviewers: [technical, testing]
+#  approvals: []           # before_build and/or before_steward for every task
+#  max_paused_hours: 72    # `lifeos status --write` warns about older paused runs
 
 # The backlog LifeOS takes tasks from, and how many may be in progress at once.
 backlog:
