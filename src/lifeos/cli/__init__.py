@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lifeos.cli.config_cmd:init",
         "Write a commented starter lifeos.yaml at the repository root.",
     ),
+    "job": ("lifeos.cli.job:job", "Submit OpenClaw jobs to the spine and report their status."),
     "ledger": ("lifeos.cli.ledger:ledger", "Verify, inspect, sign and export the ledger."),
     "llm": (
         "lifeos.cli.llm:llm",
