@@ -45,7 +45,6 @@ import json
 import os
 import re
 import shlex
-import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +56,7 @@ from lifeos.canonical import sha256_hex
 from lifeos.errors import InputError, LifeOSError, ReasonCode
 from lifeos.fsutil import atomic_write
 from lifeos.policy.paths import unsafe_reason
+from lifeos.procs import stop_group
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
@@ -76,8 +76,6 @@ Once = Callable[[Callable[[], Any]], tuple[Any, bool]]
 Status = Literal["done", "turns_exhausted"]
 
 _BASE_ENV = ("PATH", "HOME", "LANG")
-_KILL_GRACE_S = 2.0
-_REAP_WAIT_S = 5.0
 _GIT_TIMEOUT_S = 60.0
 _SPECIAL_MODE = re.compile(
     r"^(?:new file mode|new mode|old mode|deleted file mode|index [0-9a-fA-F]+\.\.[0-9a-fA-F]+)"
@@ -357,30 +355,6 @@ def _truncate(text: str, limit: int) -> tuple[str, bool]:
     tail = limit - head
     omitted = len(text) - head - tail
     return f"{text[:head]}\n[... {omitted} characters omitted ...]\n{text[-tail:]}", True
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> bytes:
-    """Stop the command's process group; return the output it had written."""
-    output = b""
-    for sig, wait in ((signal.SIGTERM, _KILL_GRACE_S), (signal.SIGKILL, _REAP_WAIT_S)):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            output, _ = proc.communicate(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # children that ignored SIGTERM
-        except (ProcessLookupError, PermissionError):
-            pass
-        return output or b""
-    if proc.stdout is not None:
-        proc.stdout.close()
-    proc.kill()
-    proc.wait(timeout=_REAP_WAIT_S)
-    return output or b""
 
 
 def _unquote(text: str) -> str:
@@ -707,7 +681,7 @@ class _Tools:
             raw, _ = proc.communicate(timeout=self.config.command_timeout_s)
         except subprocess.TimeoutExpired:
             timed_out = True
-            raw = _kill_group(proc)
+            raw = stop_group(proc) or b""
         output, truncated = _truncate(raw.decode("utf-8", "replace"), self.config.max_output_chars)
         code = proc.returncode
         result: dict[str, Any] = {

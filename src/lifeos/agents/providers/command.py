@@ -27,7 +27,6 @@ import dataclasses
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -43,14 +42,13 @@ from lifeos.agents.api import (
     usage_from_counts,
 )
 from lifeos.errors import ReasonCode
+from lifeos.procs import stop_group
 
 __all__ = ["CommandProvider", "OutputFormat", "parse_output"]
 
 OutputFormat = Literal["opencode", "claude", "codex", "text"]
 
 _PLACEHOLDER = re.compile(r"\{(prompt|model)\}")
-_KILL_GRACE_S = 2.0
-_REAP_WAIT_S = 5.0
 _EXCERPT = 300
 
 
@@ -263,32 +261,6 @@ def _last_line(text: str) -> str:
     return lines[-1][:_EXCERPT] if lines else ""
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
-    """SIGTERM the process group, SIGKILL it after a grace, and reap the leader."""
-    for sig, wait in ((signal.SIGTERM, _KILL_GRACE_S), (signal.SIGKILL, _REAP_WAIT_S)):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.communicate(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-        if sig == signal.SIGTERM:
-            # The leader is gone, but children that ignored SIGTERM may remain.
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        return
-    # Something outside the group still holds the pipes; stop waiting for them.
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
-    proc.kill()
-    proc.wait(timeout=_REAP_WAIT_S)
-
-
 class CommandProvider:
     """Runs a CLI coding agent per call and parses its answer and usage."""
 
@@ -365,12 +337,12 @@ class CommandProvider:
         try:
             stdout, stderr = proc.communicate(timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            stop_group(proc)
             raise AgentTimeout(
                 f"agent command {argv[0]!r} timed out after {self.timeout_s:g}s"
             ) from None
         except BaseException:
-            _kill_group(proc)
+            stop_group(proc)
             raise
         latency_ms = (self.clock() - started) * 1000.0
         if proc.returncode != 0:
