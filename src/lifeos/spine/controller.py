@@ -386,7 +386,11 @@ class Spine:
             "steward": self._close,
         }.get(phase)
         if handler is None:
-            raise SpineStop(SpineState.FAILED, [ReasonCode.RESUME_INVALID.value], f"phase {phase}?")
+            raise SpineStop(
+                SpineState.FAILED,
+                [ReasonCode.RESUME_INVALID.value],
+                f"the run's record names no known phase ({phase!r}); it cannot go on",
+            )
         return handler(run_id, config)
 
     # -- phases ----------------------------------------------------------------------
