@@ -29,7 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lifeos.clock import FixedClock
-from lifeos.policy.gate import _git_base, _git_env, check_change, git_diff_command
+from lifeos.policy.gate import check_change, git_diff_command
+from lifeos.policy.gitread import _git_base, _git_env
 from lifeos.policy.model import load_policy
 
 N = int(os.environ.get("LIFEOS_BENCH_GATE_N", "10000"))

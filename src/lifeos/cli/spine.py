@@ -201,5 +201,4 @@ def cleanup_cmd(run_id: str) -> int:
     wt = Worktree(Path(config["worktree"]), config["branch"], config["baseline"], run_id)
     remove_worktree(HardenedGit(where.main_root, SystemClock()), wt, delete_branch=True)
     click.echo(f"removed {wt.path} and branch {wt.branch}")
-    sys.stdout.flush()
     return 0

@@ -36,8 +36,6 @@ from lifeos.policy.gitread import (
     GateError,
     _blob_info,
     _display,
-    _git_base,
-    _git_env,
     git_diff_command,
     parse_raw_diff,
     read_change,
@@ -71,10 +69,6 @@ __all__ = [
     "read_change",
     "worktree_tree",
 ]
-
-# The git half lives in lifeos.policy.gitread; these are its names, for callers of
-# this module (and the bench, which times the git commands alone).
-_REEXPORTED = (_git_base, _git_env, _display)
 
 
 @dataclass(frozen=True)
