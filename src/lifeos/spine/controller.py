@@ -337,25 +337,45 @@ class Spine:
         """Run phases from where the run stands until it lands or stops (or, with
         ``stop_after``, until that phase is done: a mission boundary)."""
         self._calls = self._replayed = 0
+        self._meter = None
+        while True:
+            outcome = self.step(run_id, stop_after)
+            if outcome is not None:
+                return outcome
+
+    def step(
+        self, run_id: str, stop_after: str | None = None, *, recovering: bool = False
+    ) -> SpineOutcome | None:
+        """Run the run's next phase: ``None`` while the run goes on, its outcome once it
+        lands or stops. This is the unit a worker of a distributed engine executes;
+        ``recovering`` says an earlier attempt at this phase may have died half-way
+        (the journal replays what it finished)."""
+        self._recovering = self._recovering or recovering
         try:
-            self._meter = self._make_meter(run_id)
-            while True:
-                run = self.store.get_run(run_id)
-                assert run is not None
-                config = run["config"]
-                if config["phase"] == "done":
-                    return self._finish(run_id, SpineState.LANDED, [], "landed")
-                if stop_after is not None and config["phase"] == stop_after:
-                    self.store.update_run(
-                        run_id, config={**config, "waiting_for": f"mission:{stop_after}"}
-                    )
-                    return self._finish(
-                        run_id,
-                        SpineState.PAUSED,
-                        [],
-                        f"stopped after {stop_after}: `lifeos spine resume {run_id}` continues",
-                    )
-                self._run_phase(run_id, config["phase"], config)
+            if self._meter is None:
+                self._meter = self._make_meter(run_id)
+            run = self.store.get_run(run_id)
+            if run is None:
+                raise SpineInputError(f"no spine run {run_id!r}", ReasonCode.RESUME_INVALID)
+            config = run["config"]
+            if run["status"] != SpineState.RUNNING:
+                return self._outcome(run)
+            if config["phase"] == "done":
+                return self._finish(run_id, SpineState.LANDED, [], "landed")
+            if stop_after is not None and config["phase"] == stop_after:
+                self.store.update_run(
+                    run_id, config={**config, "waiting_for": f"mission:{stop_after}"}
+                )
+                return self._finish(
+                    run_id,
+                    SpineState.PAUSED,
+                    [],
+                    f"stopped after {stop_after}: `lifeos spine resume {run_id}` continues",
+                )
+            self._run_phase(run_id, config["phase"], config)
+            return None
+        except SpineInputError:
+            raise
         except SpineStop as stop:
             return self._finish(run_id, stop.state, stop.reasons, stop.message)
         except LifeOSError as exc:
@@ -878,15 +898,23 @@ class Spine:
                 )
             elif state in (SpineState.BLOCKED, SpineState.FAILED, SpineState.ESCALATED):
                 self._task_status(run_id, "failed_terminal")
+        fresh = self.store.get_run(run_id)
+        assert fresh is not None
+        return self._outcome(fresh)
+
+    def _outcome(self, run: Any) -> SpineOutcome:
+        """The outcome a stopped run's record states."""
+        config = run["config"]
+        state = SpineState(run["status"])
         build = config["outputs"].get("build") or {}
         steward = config["outputs"].get("steward") or {}
         keep = state is not SpineState.LANDED
         return SpineOutcome(
-            run_id=run_id,
+            run_id=run["run_id"],
             task_id=run["name"],
             state=state,
-            reasons=tuple(reasons),
-            message=message,
+            reasons=tuple(config.get("reasons") or ()),
+            message=str(config.get("message") or ""),
             phase=config["phase"],
             commit=steward.get("commit") or build.get("commit"),
             branch=config.get("branch"),
