@@ -179,6 +179,12 @@ class Spine:
         With ``stop_after`` (a phase), the run stops PAUSED at that mission boundary once
         the phase is done; ``resume`` continues it.
         """
+        return self._drive(self.hydrate(task_id), stop_after)
+
+    def hydrate(self, task_id: str | None, engine: Mapping[str, Any] | None = None) -> str:
+        """Create the run of ``task_id`` (or the next TODO task) at its first phase,
+        without running it, and return its id; ``engine`` names another driver of the
+        run (such as a Temporal workflow), kept in the run's config as ``engine``."""
         from lifeos.backlog import load_backlog
 
         backlog = load_backlog(self._backlog_path())
@@ -217,6 +223,7 @@ class Spine:
                     "outputs": {},
                     "decisions": {},
                     "started_at": started,
+                    **({"engine": dict(engine)} if engine else {}),
                 },
             )
             self.store.update_run(run_id, status=SpineState.RUNNING.value)
@@ -226,10 +233,15 @@ class Spine:
             )
             self._checkpoint(run_id, "hydrate", "ok", {"task": task.id, "baseline": baseline})
         self.deps.progress(f"run {run_id}: task {task.id} from {baseline[:12]}")
-        return self._drive(run_id, stop_after)
+        return run_id
 
     def resume(self, ref: str, stop_after: str | None = None) -> SpineOutcome:
         """Continue run ``ref`` (a run id or one of its checkpoint ids)."""
+        return self._drive(self.reopen(ref), stop_after)
+
+    def reopen(self, ref: str) -> str:
+        """Make run ``ref`` RUNNING again after the checks ``resume`` makes, without
+        running a phase, and return its id; this spine's next phase is a recovery."""
         run = self._run(ref)
         transient = run["status"] == SpineState.FAILED and run["failure_reason"] in RETRYABLE
         if (
@@ -261,7 +273,7 @@ class Spine:
         self._take_outside_as_is(run)
         self.store.update_run(run["run_id"], status=SpineState.RUNNING.value)
         self._recovering = True
-        return self._drive(run["run_id"], stop_after)
+        return str(run["run_id"])
 
     def _take_outside_as_is(self, run: Any) -> None:
         """A person resumes or decides: what they changed outside the run's worktree
@@ -305,6 +317,11 @@ class Spine:
 
     def decide(self, ref: str, approve: bool, note: str) -> SpineOutcome:
         """Record a human decision on a paused run, then continue it."""
+        return self._drive(self.record_decision(ref, approve, note))
+
+    def record_decision(self, ref: str, approve: bool, note: str) -> str:
+        """Record a human decision on a paused run (it is RUNNING again) without
+        continuing it, and return the run's id."""
         run = self._run(ref)
         config = run["config"]
         point = config.get("waiting_for")
@@ -323,13 +340,19 @@ class Spine:
             self.store.append_ledger(
                 "spine.decision", run["run_id"], {"point": point, "approved": approve, "note": note}
             )
-        return self._drive(run["run_id"])
+        return str(run["run_id"])
 
     def spend(self) -> dict[str, Any]:
         """The current run's spend so far (tokens, cost, calls), for progress lines."""
         if self._meter is None:
             return {}
         return dict(self._meter.spent().to_dict())
+
+    @property
+    def calls(self) -> tuple[int, int]:
+        """Agent calls (made, replayed from the journal) since this spine was made or
+        last began to drive a run: what an outcome reports, readable between steps."""
+        return self._calls, self._replayed
 
     # -- the phase loop ----------------------------------------------------------------
 
