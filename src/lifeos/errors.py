@@ -137,6 +137,9 @@ class ReasonCode(StrEnum):
     BASELINE_MISSING = "BASELINE_MISSING"
     BRANCH_MOVED = "BRANCH_MOVED"
     GIT_FAILED = "GIT_FAILED"
+    # Added by the spine.
+    WRITE_FAILED = "WRITE_FAILED"
+    """A file LifeOS writes could not be written: disk full, read-only, quota."""
 
 
 # Reason codes that mean "the input was wrong", so the CLI answers with exit 2.

@@ -317,3 +317,15 @@ def test_parse_chat_response_directly() -> None:
     assert response.content == "hi"
     assert response.latency_ms == 12.5
     assert response.raw is not None and response.raw["id"] == "chatcmpl-1"
+
+
+def test_the_idempotency_key_goes_with_every_attempt() -> None:
+    handler = Counter(
+        httpx.Response(503, text="busy"),
+        httpx.Response(200, json=ok_body()),
+    )
+    p, _ = provider(handler)
+    p.call(AgentCall(prompt="x", idempotency_key="k-1"))
+    assert [r.headers.get("Idempotency-Key") for r in handler.requests] == ["k-1", "k-1"]
+    p.call(AgentCall(prompt="x"))  # no key: no header
+    assert "Idempotency-Key" not in handler.requests[-1].headers

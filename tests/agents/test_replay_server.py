@@ -265,3 +265,22 @@ def test_recording_proxy_writes_a_cassette_that_replays(
         assert client.post(url, json=request("write it", tools=TOOLS)).json() == answer(
             None, [TOOL_CALL]
         )
+
+
+def test_a_repeated_idempotency_key_gets_the_first_answer_again(
+    server: ReplayServer, client: httpx.Client
+) -> None:
+    """A client that lost an answer (it crashed before recording it) asks again with the
+    same key: the same answer, no recording used, the repeat counted apart."""
+    url = f"{server.url}/chat/completions"
+
+    def ask(key: str | None) -> str:
+        headers = {"Idempotency-Key": key} if key else {}
+        resp = client.post(url, json=request("again"), headers=headers)
+        assert resp.status_code == 200
+        return str(resp.json()["choices"][0]["message"]["content"])
+
+    assert [ask("k-1"), ask("k-1"), ask("k-2"), ask("k-1")] == ["first", "first", "second", "first"]
+    assert client.post(url, json=request("again")).status_code == 404  # both recordings used
+    calls = client.get(f"{server.url.removesuffix('/v1')}/_lifeos/calls").json()
+    assert calls["total"] == 2 and calls["idempotent_repeats"] == 2

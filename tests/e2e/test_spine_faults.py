@@ -453,16 +453,18 @@ def test_kill_9_in_a_phase_then_resume_lands_the_same_tree(
 
     time.sleep(0.2)  # a request the killed process had sent is answered (and counted)
     served_by_killed = shared_server.served - served_before
+    repeats_before = shared_server.calls()["idempotent_repeats"]
     # An agent call's journal record is committed after the server answered it: a kill
-    # between the two leaves one call served but unrecorded, and the resume makes it
-    # again. Calls are made one at a time, so at most one is lost, and the served calls
-    # without a record tell exactly how many.
+    # between the two leaves one answer unrecorded (calls are made one at a time), and
+    # the resume asks again — with the same idempotency key, so the server answers it
+    # from the first answer instead of serving another call.
     lost = served_by_killed - journaled_agent_calls(db)
     assert lost in (0, 1), (served_by_killed, lost)
 
     code, resumed = spine(repo, "resume", run["run_id"])
     assert code == 0 and resumed["state"] == "LANDED", resumed
-    assert shared_server.served - served_before == reference.served + lost
+    assert shared_server.served - served_before == reference.served
+    assert shared_server.calls()["idempotent_repeats"] - repeats_before == lost
     assert shared_server.calls()["unmatched"] == []
     assert git(repo, "rev-parse", f"{resumed['commit']}^^{{tree}}") == reference.build_tree
     assert landed_files(repo, resumed["commit"]) == reference.files
@@ -492,8 +494,12 @@ def test_a_killed_run_is_running_and_cleanup_refuses_it(
 @pytest.mark.parametrize(
     ("cap", "served", "raise_env"),
     [
+        # below the fewest calls a run makes (design, build, two lenses): refused before
+        # any call by the pre-run envelope hook
         pytest.param({"calls": 0}, 0, {"LIFEOS_BUDGET_CALLS": "40"}, id="calls-0"),
-        pytest.param({"calls": 1}, 1, {"LIFEOS_BUDGET_CALLS": "40"}, id="calls-1"),
+        pytest.param({"calls": 3}, 0, {"LIFEOS_BUDGET_CALLS": "40"}, id="calls-3"),
+        # the designer and three builder turns, then the first lens would be one too many
+        pytest.param({"calls": 4}, 4, {"LIFEOS_BUDGET_CALLS": "40"}, id="calls-4"),
         # a call's estimate (prompt bytes / 4 + 4096 output tokens at $15/Mtok) is ~$0.06
         pytest.param({"cost_usd": 0.0001}, 0, {"LIFEOS_BUDGET_COST_USD": "1.0"}, id="cost"),
     ],
@@ -539,8 +545,14 @@ def test_a_resumed_build_counts_only_the_calls_it_made(
     http_repo: tuple[Path, ReplayHTTP],
 ) -> None:
     repo, server = http_repo
-    set_budget(repo, {"calls": 2})  # the designer, then the builder's first turn
-    code, out = spine(repo, "run", "--task", "T-1")
+    # Stop at the design boundary, then go on under a cap of 2 calls: the designer's
+    # and the builder's first turn (the pre-run hooks, which would refuse a cap below a
+    # run's fewest calls, are behind). The second turn stops the run mid-build.
+    proc = lifeos(repo, "run-mission", "--from-backlog", "T-1", "--mission-type", "design")
+    assert proc.returncode == 0 and server.served == 1, proc.stdout + proc.stderr
+    code, listed = spine(repo, "list")
+    run_id = listed["runs"][0]["run_id"]
+    code, out = spine(repo, "resume", run_id, env={"LIFEOS_BUDGET_CALLS": "2"})
     assert code == 5 and out["phase"] == "design" and server.served == 2, out
     code, done = spine(repo, "resume", out["run_id"], env={"LIFEOS_BUDGET_CALLS": "40"})
     assert code == 0 and done["state"] == "LANDED", done
@@ -552,9 +564,9 @@ def test_a_resumed_build_counts_only_the_calls_it_made(
 
 def test_spine_show_reports_what_a_run_spent(http_repo: tuple[Path, ReplayHTTP]) -> None:
     repo, server = http_repo
-    set_budget(repo, {"calls": 1})
+    set_budget(repo, {"calls": 4})
     code, out = spine(repo, "run", "--task", "T-1")
-    assert code == 5 and server.served == 1, out
+    assert code == 5 and server.served == 4, out
     usage = [e for e in ledger_entries(repo, out["run_id"]) if e["type"] == "agent.usage"]
     cost = sum(e["payload"]["cost_usd"] for e in usage)
     assert cost > 0

@@ -211,6 +211,11 @@ class AgentCall:
     tools: Sequence[Mapping[str, Any]] = ()
     """Tool definitions in the OpenAI ``{"type": "function", "function": {...}}`` form."""
     timeout_s: float = 120.0
+    idempotency_key: str | None = None
+    """The same for every attempt at one journaled call, across retries and resumes.
+    HTTP providers send it as ``Idempotency-Key``: a server or gateway that honours it
+    answers a call repeated after a crash (between its answer and the journal record)
+    with the first answer instead of running the model again."""
 
     def chat_messages(self) -> list[dict[str, Any]]:
         """The messages to send: ``messages``, then ``prompt`` as a user message."""

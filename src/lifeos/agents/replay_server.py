@@ -7,7 +7,9 @@ the request asks for ``"stream": true`` — as Server-Sent Events in OpenAI's
 the usage chunk when ``stream_options.include_usage`` is set, then ``[DONE]``). A request
 with no recording is answered 404 with an OpenAI-style error naming its key.
 ``GET /_lifeos/calls`` reports what was served, ``GET /v1/models`` the models seen in the
-cassette and ``GET /health`` says ok.
+cassette and ``GET /health`` says ok. A request carrying an ``Idempotency-Key`` it has
+answered before gets that answer again without using a recording (counted apart, as
+``idempotent_repeats``), as a provider that honours idempotency keys would.
 
 :class:`RecordingProxy` forwards chat completions to a real upstream (always non-streamed),
 records each exchange in a cassette, writes the cassette after every call and answers
@@ -166,7 +168,7 @@ class _Handler(BaseHTTPRequestHandler):
             ]
             self._send_json(200, {"object": "list", "data": models})
         elif path == "/_lifeos/calls":
-            self._send_json(200, owner.cassette.calls())
+            self._send_json(200, owner.calls())
         else:
             self._not_found(path)
 
@@ -197,7 +199,8 @@ class _Handler(BaseHTTPRequestHandler):
                     "bad_json",
                 )
             authorization = self.headers.get("Authorization")
-            response = self.server.owner.complete(body, authorization)
+            key = self.headers.get("Idempotency-Key")
+            response = self.server.owner.answer(body, authorization, key)
         except HTTPFailure as failure:
             self._send_json(failure.status, failure.body)
             return
@@ -218,6 +221,29 @@ class _ChatServer:
         self.port = port
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._answered: dict[str, dict[str, Any]] = {}
+        self._repeats = 0
+        self._lock = threading.Lock()
+
+    def answer(
+        self, body: dict[str, Any], authorization: str | None, idempotency_key: str | None
+    ) -> dict[str, Any]:
+        """Answer a request: again with the first answer for an idempotency key seen
+        before, else through :meth:`complete`."""
+        if not idempotency_key:
+            return self.complete(body, authorization)
+        with self._lock:
+            first = self._answered.get(idempotency_key)
+            if first is not None:
+                self._repeats += 1
+                return first
+        response = self.complete(body, authorization)
+        with self._lock:
+            return self._answered.setdefault(idempotency_key, response)
+
+    def calls(self) -> dict[str, Any]:
+        """The cassette's served-calls report, with the idempotent repeats."""
+        return {**self.cassette.calls(), "idempotent_repeats": self._repeats}
 
     def complete(self, body: dict[str, Any], authorization: str | None) -> dict[str, Any]:
         """Answer one chat-completions request (non-streamed form)."""

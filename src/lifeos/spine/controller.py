@@ -10,9 +10,11 @@ journal of the one in progress.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import shlex
+import shutil
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ APPROVAL_POINTS = ("before_build", "before_steward")
 PROJECT_TESTS = "test"
 """The command in ``commands:`` that runs the project's tests; review always runs it."""
 EXTERNAL_BUILDERS = ("command", "opencode")
+"""Builder providers that are coding agents of their own: they edit the worktree."""
 RETRYABLE = frozenset(
     {
         ReasonCode.PROVIDER_TIMEOUT.value,
@@ -44,11 +47,14 @@ RETRYABLE = frozenset(
         ReasonCode.STORE_UNAVAILABLE.value,
         ReasonCode.GIT_FAILED.value,
         ReasonCode.TOKEN_ACCOUNTING_UNAVAILABLE.value,
+        ReasonCode.WRITE_FAILED.value,
+        ReasonCode.WORKTREE_EXISTS.value,
+        ReasonCode.BASELINE_MISSING.value,
     }
 )
-"""Failures a resume may retry: the provider, the disk or git may be back; the journal
-keeps everything finished, so nothing is repeated."""
-"""Builder providers that are coding agents of their own: they edit the worktree."""
+"""Failures a resume may retry: the provider, the disk or git may be back, a person may
+have freed the worktree's path or fetched the baseline again; the journal keeps
+everything finished, so nothing is repeated."""
 MAX_DIFF_CHARS = 20_000
 
 DESIGNER_SYSTEM = (
@@ -404,6 +410,15 @@ class Spine:
         except LifeOSError as exc:
             err = SpineStop.from_error(exc)
             return self._finish(run_id, err.state, err.reasons, err.message)
+        except OSError as exc:  # a full disk, a read-only folder: resumable once fixed
+            where = f" {exc.filename}" if exc.filename else ""
+            return self._finish(
+                run_id,
+                SpineState.FAILED,
+                [ReasonCode.WRITE_FAILED.value],
+                f"cannot write{where}: {exc.strerror or exc}; free space and "
+                f"`lifeos spine resume {run_id}`",
+            )
 
     def _make_meter(self, run_id: str) -> Any:
         """The run's budget meter, its spend so far summed from the ledger (the usage
@@ -439,27 +454,42 @@ class Spine:
     # -- phases ----------------------------------------------------------------------
 
     def _policy_hooks(self, run_id: str, config: dict[str, Any]) -> str:
+        from lifeos.policy.budget import BudgetCaps
         from lifeos.policy.model import resolve_policy
+        from lifeos.spine.hooks import pre_run
         from lifeos.worktree import snapshot_outside
 
         section = self.deps.settings.get("policy")
         policy = resolve_policy(None, section)  # POLICY_MISSING without a policy section
         snapshot = snapshot_outside(self.deps.repo.main_root, None)
-        dirty = sorted(snapshot.checkout)  # git status of the checkout, LifeOS paths aside
-        if dirty:
-            raise SpineStop(
-                SpineState.BLOCKED,
-                [ReasonCode.DIRTY_WORKTREE.value],
-                f"the working tree has uncommitted changes: {', '.join(dirty[:5])}",
-            )
+        context = [str(p) for p in config["task"].get("context") or []]
+        present = self._in_commit(config["baseline"], context)
+        envelope = pre_run(
+            dirty=snapshot.checkout,  # git status of the checkout, LifeOS paths aside
+            protected=policy.protected,
+            context=context,
+            in_baseline=present.__contains__,
+            max_calls=BudgetCaps.from_config(self.deps.settings.get("budget")).max_calls,
+            reviewers=len(self.reviewers),
+        )
         self._store_phase(
             run_id,
             "policy",
-            {"policy_hash": policy.hash, "outside": snapshot.to_dict()},
+            {"policy_hash": policy.hash, "outside": snapshot.to_dict(), "envelope": envelope},
             policy_hash=policy.hash,
         )
-        self.deps.progress(f"policy {policy.name} {policy.hash[:12]}: clean tree")
+        self.deps.progress(f"policy {policy.name} {policy.hash[:12]}: clean tree, in envelope")
         return "policy"
+
+    def _in_commit(self, commit: str, paths: Sequence[str]) -> set[str]:
+        """Which of ``paths`` (a folder may end in ``/``) the tree of ``commit`` has,
+        read with one ``cat-file --batch-check``."""
+        if not paths:
+            return set()
+        names = [p.rstrip("/") or "." for p in paths]
+        stdin = "".join(f"{commit}:{'' if n == '.' else n}\n" for n in names).encode()
+        lines = self._git().run("cat-file", "--batch-check", stdin=stdin).splitlines()
+        return {n for n, line in zip(names, lines, strict=False) if not line.endswith(" missing")}
 
     def _design(self, run_id: str, config: dict[str, Any]) -> str:
         task = config["task"]
@@ -552,7 +582,7 @@ class Spine:
         else:
             live_before = self._calls
             result = run_native_builder(
-                self.deps.provider_for("builder"),
+                _Keyed(self.deps.provider_for("builder"), env),
                 wt.path,
                 instructions,
                 config=NativeBuilderConfig(commands=self.commands),
@@ -771,6 +801,9 @@ class Spine:
         )
         self._sync(git, handle, commit, replayed)
         decision = build["decision"]
+        if self._recovering:
+            # A bundle the crashed attempt wrote but never recorded: written again.
+            shutil.rmtree(self.deps.repo.lifeos_dir / "evidence" / run_id, ignore_errors=True)
         folder = write_bundle(
             self.deps.repo.lifeos_dir,
             run_id,
@@ -972,7 +1005,7 @@ class Spine:
     def _agent(self, env: PhaseEnv, role: str, call: AgentCall) -> AgentResponse:
         def live() -> dict[str, Any]:
             self._before_call(role, call)
-            response = self.deps.provider_for(role).call(call)
+            response = _Keyed(self.deps.provider_for(role), env).call(call)
             self._after_call(env, role, response)
             return response.to_dict()
 
@@ -1388,6 +1421,21 @@ class Spine:
             f"## Usage\n\n{json.dumps(build['builder'].get('usage'), sort_keys=True)}\n\n"
             f"## Changed files\n\n" + "\n".join(files)
         )
+
+
+class _Keyed:
+    """A provider whose calls carry the idempotency key of the journaled call they
+    belong to (see :attr:`AgentCall.idempotency_key`)."""
+
+    def __init__(self, inner: AgentProvider, env: PhaseEnv) -> None:
+        self.inner = inner
+        self.env = env
+
+    def call(self, request: AgentCall) -> AgentResponse:
+        key = self.env.current_key
+        if key is not None and request.idempotency_key is None:
+            request = dataclasses.replace(request, idempotency_key=key)
+        return self.inner.call(request)
 
 
 def _stop_leftover_server(home: Path, worktree: Path) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
-from lifeos.canonical import copy_json, sha256_hex
+from lifeos.canonical import copy_json, sha256_hex, stable_uuid
 from lifeos.errors import (
     EXIT_BLOCKED,
     EXIT_BUDGET,
@@ -91,6 +91,9 @@ class PhaseEnv:
         self.digest = sha256_hex({"phase": phase, "attempt": attempt, "inputs": inputs})
         self.calls = 0
         self.replayed_calls = 0
+        self.current_key: str | None = None
+        """While a call runs for the first time: its idempotency key (the same on every
+        attempt, resumes included), which agent calls carry to their provider."""
 
     def once(
         self, call: Callable[[], Any], also: Callable[[Any], None] | None = None
@@ -112,7 +115,11 @@ class PhaseEnv:
                 )
             self.replayed_calls += 1
             return copy_json(record["result"]), True
-        result = call()
+        self.current_key = stable_uuid("lifeos.call", *map(str, key))
+        try:
+            result = call()
+        finally:
+            self.current_key = None
         entry: JournalRecord = {"step_digest": self.digest, "result": copy_json(result)}
         transaction = getattr(self.journal, "transaction", None)
         if transaction is not None:

@@ -245,8 +245,11 @@ def post_json_with_retries(
     clock: Callable[[], float],
     sleep: Callable[[float], None],
     check_status: Callable[[str, httpx.Response], None] = _check_status,
+    headers: Mapping[str, str] | None = None,
 ) -> tuple[Any, float]:
     """POST ``body`` as JSON and decode the answer, retrying retryable failures.
+
+    ``headers`` are sent with every attempt, next to the client's own.
 
     Retries use exponential backoff with jitter, at most ``max_retries`` attempts in
     all, and never start or run past ``timeout`` seconds from now.
@@ -267,7 +270,9 @@ def post_json_with_retries(
         if remaining <= 0:
             raise AgentTimeout(f"{url}: no time left for another attempt")
         with _translated(url):
-            response = client.post(url, json=body, timeout=httpx.Timeout(remaining))
+            response = client.post(
+                url, json=body, headers=headers, timeout=httpx.Timeout(remaining)
+            )
         check_status(url, response)
         return _decode(url, response)
 
@@ -333,6 +338,9 @@ class PooledHTTP:
             clock=self._clock,
             sleep=self._sleep,
             check_status=check_status,
+            headers=(
+                {"Idempotency-Key": request.idempotency_key} if request.idempotency_key else None
+            ),
         )
 
     def _http(self) -> httpx.Client:
