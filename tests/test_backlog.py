@@ -17,6 +17,7 @@ from lifeos.backlog import (
     TaskNotFound,
     find_contradictions,
     load_backlog,
+    task_from_dict,
 )
 from lifeos.errors import EXIT_BAD_INPUT, InputError, ReasonCode
 
@@ -387,6 +388,34 @@ def test_evidence_recorded_by_the_steward_phase_counts() -> None:
     checker = Checker()
     assert find_contradictions(backlog, [record], checker, max_wip=2) == []
     assert checker.calls == [("r", ".lifeos/evidence/r")]
+
+
+def test_a_landed_inline_task_is_not_missing_from_the_backlog() -> None:
+    """A task given inline (an OpenClaw job) is not in the backlog by design; a run that
+    landed one under a backlog task's id still has to agree with the backlog."""
+    backlog = Backlog((Task("T-1", "one"),))
+    inline = run("r-2", "T-9", "LANDED")
+    inline["config"]["inline"] = True
+    assert find_contradictions(backlog, [inline], Checker(), max_wip=2) == []
+    clash = run("r-3", "T-1", "LANDED")
+    clash["config"]["inline"] = True
+    found = find_contradictions(backlog, [clash], Checker(), max_wip=2)
+    assert codes(found) == [("LANDED_NOT_DONE", "T-1", "r-3")]
+
+
+def test_an_inline_task_is_validated_like_a_backlog_entry() -> None:
+    task = task_from_dict({"id": "T-9", "title": "Nine", "context": ["src/"]})
+    assert (task.id, task.status, task.context) == ("T-9", "TODO", ("src/",))
+    for bad, needle in [
+        ({"id": "T-9"}, "'title'"),
+        ({"id": "T 9", "title": "x"}, "'id'"),
+        ({"id": "T-9", "title": "x", "status": "DONE"}, "'status'"),
+        ({"id": "T-9", "title": "x", "surprise": 1}, "'surprise'"),
+        ("T-9", "mapping"),
+    ]:
+        with pytest.raises(BacklogError) as err:
+            task_from_dict(bad, "job task")
+        assert needle in str(err.value) and str(err.value).startswith("job task:")
 
 
 def test_wip_at_the_limit_is_fine() -> None:

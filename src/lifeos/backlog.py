@@ -54,6 +54,7 @@ __all__ = [
     "find_contradictions",
     "load_backlog",
     "parse_backlog",
+    "task_from_dict",
 ]
 
 PRIORITIES: Final = ("P0", "P1", "P2", "P3")
@@ -320,6 +321,23 @@ def _task_id(value: Any) -> str:
     return value
 
 
+def task_from_dict(data: Any, source: str = "task") -> Task:
+    """One task given inline (an OpenClaw job's ``task``), validated like a backlog
+    entry; it must be TODO.
+
+    Raises:
+        BacklogError: naming the key and what is wrong with it.
+    """
+    try:
+        task = _task(data, None)
+        if task.status != "TODO":
+            raise _Invalid(("status",), f"an inline task is TODO, not {task.status}")
+    except _Invalid as exc:
+        named = f" key '{'.'.join(str(p) for p in exc.loc)}':" if exc.loc else ""
+        raise BacklogError(f"{source}:{named} {exc.message}") from None
+    return task
+
+
 def _task(item: Any, line: int | None) -> Task:
     from lifeos.policy.paths import unsafe_reason
 
@@ -430,7 +448,8 @@ def find_contradictions(
     * ``EVIDENCE_MISSING`` / ``EVIDENCE_INVALID``: the evidence folder it names is
       missing or does not verify; a LANDED run that names no folder is
       ``EVIDENCE_MISSING`` too;
-    * ``LANDED_NOT_DONE``: it LANDED but its task is not DONE (or not in the backlog);
+    * ``LANDED_NOT_DONE``: it LANDED but its task is not DONE (or not in the backlog,
+      unless it was given inline — ``config["inline"]`` — as an OpenClaw job can);
 
     then:
 
@@ -473,7 +492,9 @@ def find_contradictions(
         if failure is None:
             verified_landed.add(task_id)
         task_status = statuses.get(task_id)
-        if task_status != "DONE":
+        config = run.get("config")
+        inline = isinstance(config, Mapping) and config.get("inline") is True
+        if task_status != "DONE" and not (inline and task_status is None):
             state = "is not in the backlog" if task_status is None else f"is {task_status}"
             out.append(
                 Contradiction(

@@ -16,6 +16,7 @@ from lifeos.bridge.openclaw import (
     evidence_problems,
     job_from_invocation,
     ledger_ref,
+    notify,
     parse_ledger_ref,
     read_job_record,
     result_payload,
@@ -61,13 +62,42 @@ def test_a_payload_round_trips() -> None:
     assert JobPayload.from_dict(minimal.to_dict()) == minimal
 
 
+INLINE = {
+    "id": "T-9",
+    "title": "Add a changelog",
+    "description": "Start CHANGELOG.md.",
+    "acceptance": ["test"],
+    "context": ["src/"],
+}
+
+
+def test_an_inline_task_round_trips_in_its_backlog_form() -> None:
+    job = JobPayload.from_dict({"job_id": "oc-9", "requester": "r", "task": INLINE})
+    assert job.task_id == "T-9"
+    assert job.task == {
+        **INLINE,
+        "approvals": [],
+        "priority": "P3",
+        "status": "TODO",
+    }
+    assert JobPayload.from_dict(job.to_dict()) == job
+    task = job.inline_task()
+    assert task.id == "T-9" and task.acceptance == ("test",) and task.context == ("src/",)
+    invocation = spine_invocation(job)
+    assert invocation["inline"] == job.task and job_from_invocation(invocation) == job
+    assert JobPayload.from_dict(FULL).inline_task() is None
+
+
 def test_the_spine_invocation_round_trips() -> None:
     job = JobPayload.from_dict(FULL)
     invocation = spine_invocation(job)
     assert invocation["call"] == "start" and invocation["task_id"] == "T-1"
+    assert invocation["budget"] == {"cost_usd": 1.5, "tokens": 1000}
+    assert invocation["inline"] is None
     assert job_from_invocation(invocation) == job
-    with pytest.raises(InputError):
-        job_from_invocation({**invocation, "task_id": "T-2"})
+    for change in ({"task_id": "T-2"}, {"budget": {}}, {"inline": INLINE}):
+        with pytest.raises(InputError):
+            job_from_invocation({**invocation, **change})
 
 
 def test_every_spine_state_maps_to_a_status_and_back() -> None:
@@ -125,13 +155,17 @@ BAD = [
     ({**FULL, "job_id": "../etc"}, "'job_id'"),
     ({**FULL, "job_id": 7}, "'job_id'"),
     ({**FULL, "task_id": ""}, "'task_id'"),
-    ({**FULL, "task": {"id": "T-9"}}, "'task'"),
+    ({**FULL, "task": {"id": "T-9"}}, "'task'"),  # no title
+    ({**FULL, "task": {"id": "T-1", "title": "t", "status": "DONE"}}, "'task'"),
+    ({**FULL, "task": {"id": "T-1", "title": "t", "context": ["../x"]}}, "'task'"),
+    ({**FULL, "task": {"id": "T-2", "title": "t"}}, "'task_id'"),  # differs from task_id
     ({**FULL, "requester": "a\nb"}, "'requester'"),
     ({**FULL, "mission": "other"}, "'mission'"),
     ({**FULL, "repository": "/elsewhere"}, "'repository'"),
     ({**FULL, "budget": [1]}, "'budget'"),
     ({**FULL, "budget": {"dollars": 1}}, "'budget'"),
     ({**FULL, "budget": {"tokens": -1}}, "'budget'"),
+    ({**FULL, "budget": {"calls": True}}, "'budget'"),
     ({**FULL, "callback": "ftp://x"}, "'callback'"),
 ]
 
@@ -183,3 +217,33 @@ def test_missing_or_extra_files_and_unknown_ledger_refs_are_detected(tmp_path: P
     assert evidence_problems(folder) == ["manifest.json is missing or unreadable"]
     assert evidence_problems(tmp_path / "none") != []
     assert evidence_problems(_evidence(tmp_path / "b"), repo_root=tmp_path / "c") != []
+
+
+def test_the_callback_is_told_once_per_stopped_state_until_it_answers() -> None:
+    job = JobPayload.from_dict(FULL)
+    record: dict[str, Any] = {"job": job.to_dict(), "run_id": "run-1"}
+    answers = [OSError("connection refused"), 503, 200, 200]
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    def post(url: str, body: Any) -> int:
+        sent.append((url, dict(body)))
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    paused = result_payload(job, run_record("PAUSED", waiting_for="before_build"))
+    running = result_payload(job, run_record("RUNNING"))
+    assert not notify(record, running, "RUNNING", post) and sent == []  # not a stop
+    assert notify(record, paused, "PAUSED", post)
+    assert record["callback_error"] == "OSError: connection refused"
+    assert notify(record, paused, "PAUSED", post) and record["callback_error"] == "HTTP 503"
+    assert notify(record, paused, "PAUSED", post)
+    assert record["notified_state"] == "PAUSED" and "callback_error" not in record
+    assert not notify(record, paused, "PAUSED", post)  # told already
+    done = result_payload(job, run_record("LANDED"))
+    assert notify(record, done, "LANDED", post) and record["notified_state"] == "LANDED"
+    assert [body["status"] for _, body in sent] == ["paused"] * 3 + ["done"]
+    assert {url for url, _ in sent} == {FULL["callback"]}
+    no_callback = {"job": JobPayload.from_dict({**FULL, "callback": None}).to_dict()}
+    assert not notify(no_callback, done, "LANDED", post)

@@ -6,7 +6,10 @@
   and refs (packet and ledger references), sealed by a SHA-256 manifest.
 
 A job is reported ``done`` only when its run LANDED and its evidence folder is complete
-and its manifest verifies.
+and its manifest verifies. A job names a backlog task (``task_id``) or carries one inline
+(``task``, validated like a backlog entry); its ``budget`` lowers lifeos.yaml's caps for
+its run; its ``callback`` URL is POSTed the job's result each time the run's state
+changes (when the job is submitted or polled), until it answers 2xx.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,7 @@ __all__ = [
     "JobResult",
     "evidence_problems",
     "job_from_invocation",
+    "notify",
     "ledger_ref",
     "parse_ledger_ref",
     "read_job_record",
@@ -97,9 +101,12 @@ class JobPayload:
     mission: str = DEFAULT_MISSION
     repository: str | None = None
     budget: dict[str, float] = field(default_factory=dict)
-    """Recorded with the job; not applied yet (the run uses lifeos.yaml's ``budget:``)."""
+    """Caps for the job's run, each lowering lifeos.yaml's (``tokens``, ``cost_usd``,
+    ``calls``)."""
     callback: str | None = None
-    """Recorded with the job; never called by LifeOS."""
+    """An http(s) URL POSTed the job's result whenever its run's state changes."""
+    task: dict[str, Any] | None = None
+    """An inline task spec (the keys of a backlog entry), when the job gives one."""
 
     @classmethod
     def from_dict(cls, data: Any, repo_root: Path | None = None) -> JobPayload:
@@ -115,14 +122,16 @@ class JobPayload:
         job_id = _text(data, "job_id")
         if not _JOB_ID.match(job_id) or ".." in job_id:
             raise _bad("field 'job_id' must be a slug: letters, digits, '.', '_', '-', at most 128")
-        if "task" in data:
-            raise _bad(
-                "field 'task' (an inline task spec) is not supported yet; "
-                "add the task to the backlog and give 'task_id'"
-            )
-        if "task_id" not in data:
-            raise _bad("missing field 'task_id'")
-        task_id = _text(data, "task_id")
+        task = None
+        if data.get("task") is not None:
+            task = _inline_task(data["task"]).to_dict()
+            if "task_id" in data and data["task_id"] != task["id"]:
+                raise _bad("field 'task_id' differs from the inline task's 'id'")
+            task_id = task["id"]
+        elif "task_id" not in data:
+            raise _bad("missing field 'task_id' (or an inline 'task')")
+        else:
+            task_id = _text(data, "task_id")
         requester = _text(data, "requester")
         mission = _text(data, "mission") if "mission" in data else DEFAULT_MISSION
         if mission not in MISSIONS:
@@ -138,7 +147,11 @@ class JobPayload:
             callback = _text(data, "callback")
             if not callback.startswith(("http://", "https://")):
                 raise _bad("field 'callback' must be an http(s) URL")
-        return cls(job_id, task_id, requester, mission, repository, budget, callback)
+        return cls(job_id, task_id, requester, mission, repository, budget, callback, task)
+
+    def inline_task(self) -> Any:
+        """The inline task as a :class:`lifeos.backlog.Task` (None without one)."""
+        return None if self.task is None else _inline_task(self.task)
 
     def to_dict(self) -> dict[str, Any]:
         """The payload as OpenClaw sends it (optional fields left out when unset)."""
@@ -154,7 +167,18 @@ class JobPayload:
             out["budget"] = dict(self.budget)
         if self.callback is not None:
             out["callback"] = self.callback
+        if self.task is not None:
+            out["task"] = dict(self.task)
         return out
+
+
+def _inline_task(spec: Any) -> Any:
+    from lifeos.backlog import BacklogError, task_from_dict
+
+    try:
+        return task_from_dict(spec, "field 'task'")
+    except BacklogError as exc:
+        raise _bad(str(exc)) from None
 
 
 def _budget(value: Any) -> dict[str, float]:
@@ -173,14 +197,27 @@ def _budget(value: Any) -> dict[str, float]:
 
 
 def spine_invocation(job: JobPayload) -> dict[str, Any]:
-    """The spine call a job asks for: ``Spine.start(task_id)`` for a full build cycle."""
-    return {"call": "start", "task_id": job.task_id, "job": job.to_dict()}
+    """The spine call a job asks for, a full build cycle: ``Spine.start(task_id,
+    inline=..., budget=...)`` with the inline task (None for a backlog task) and the
+    job's caps."""
+    return {
+        "call": "start",
+        "task_id": job.task_id,
+        "inline": job.task,
+        "budget": dict(job.budget),
+        "job": job.to_dict(),
+    }
 
 
 def job_from_invocation(invocation: Mapping[str, Any]) -> JobPayload:
     """The job behind a spine invocation (the inverse of :func:`spine_invocation`)."""
     job = JobPayload.from_dict(invocation["job"])
-    if invocation.get("call") != "start" or invocation.get("task_id") != job.task_id:
+    if (
+        invocation.get("call") != "start"
+        or invocation.get("task_id") != job.task_id
+        or invocation.get("inline") != job.task
+        or invocation.get("budget") != job.budget
+    ):
         raise _bad("the invocation does not match its job")
     return job
 
@@ -437,8 +474,36 @@ def _find_run(store: Any, record: Mapping[str, Any]) -> Any:
     return None
 
 
-def job_result(main_root: Path, store: Any, record: dict[str, Any]) -> JobResult:
-    """The job's result now, its evidence folder written when its run changed state.
+Poster = Callable[[str, Mapping[str, Any]], int]
+"""POSTs a JSON body to a URL and returns the HTTP status (raises OSError-like errors
+when the URL cannot be reached)."""
+
+
+def notify(record: dict[str, Any], result: JobResult, state: str, post: Poster) -> bool:
+    """POST ``result`` to the job's callback once per stopped run state; whether the job
+    record changed. A delivery that fails is kept in the record (``callback_error``) and
+    tried again the next time the job is polled."""
+    url = record["job"].get("callback")
+    if not url or state == "RUNNING" or record.get("notified_state") == state:
+        return False
+    try:
+        status = post(url, result.to_dict())
+        error = None if 200 <= status < 300 else f"HTTP {status}"
+    except Exception as exc:  # any failure to deliver is recorded, never raised
+        error = f"{type(exc).__name__}: {exc}"
+    if error is None:
+        record["notified_state"] = state
+        record.pop("callback_error", None)
+    else:
+        record["callback_error"] = error
+    return True
+
+
+def job_result(
+    main_root: Path, store: Any, record: dict[str, Any], post: Poster | None = None
+) -> JobResult:
+    """The job's result now, its evidence folder written when its run changed state and
+    its callback (with ``post``) told.
 
     The folder is written once per run state (kept as ``evidence_state`` in the job
     record), never repaired: a tampered folder stays tampered and a landed job with it
@@ -477,4 +542,7 @@ def job_result(main_root: Path, store: Any, record: dict[str, Any]) -> JobResult
     if state == "LANDED":
         problems = evidence_problems(folder, known_ledger_refs=ledger, repo_root=main_root)
         problem = problems[0] if problems else None
-    return result_payload(job, run, usage=usage, evidence=rel, evidence_problem=problem)
+    result = result_payload(job, run, usage=usage, evidence=rel, evidence_problem=problem)
+    if post is not None and notify(record, result, state, post):
+        write_job_record(lifeos_dir, record)
+    return result

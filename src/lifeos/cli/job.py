@@ -35,6 +35,13 @@ def _report(result: JobResult, as_json: bool) -> int:
     return result.exit_code
 
 
+def _post(url: str, body: Any) -> int:
+    """POST a job's result to its callback (10 s at most)."""
+    import httpx
+
+    return httpx.post(url, json=body, timeout=10.0).status_code
+
+
 def _load(source: str) -> Any:
     from pathlib import Path
 
@@ -67,17 +74,19 @@ def submit_cmd(source: str, as_json: bool, config_path: str | None) -> int:
     if record is not None:
         if record["job"] != payload.to_dict():
             raise InputError(f"job {payload.job_id} was already submitted with another payload")
-        return _report(job_result(where.main_root, store, record), as_json)
+        return _report(job_result(where.main_root, store, record, _post), as_json)
     record = {"job": payload.to_dict(), "run_id": None, "submitted_at": store.now()}
     write_job_record(where.lifeos_dir, record)
     try:
-        outcome = _make_spine(config_path).start(payload.task_id)
+        outcome = _make_spine(config_path).start(
+            payload.task_id, inline=payload.inline_task(), budget=payload.budget
+        )
     except LifeOSError:
         (where.lifeos_dir / "jobs" / f"{payload.job_id}.json").unlink(missing_ok=True)
         raise
     record["run_id"] = outcome.run_id
     write_job_record(where.lifeos_dir, record)
-    return _report(job_result(where.main_root, store, record), as_json)
+    return _report(job_result(where.main_root, store, record, _post), as_json)
 
 
 @job.command("status")
@@ -93,4 +102,4 @@ def status_cmd(job_id: str, as_json: bool) -> int:
     record = read_job_record(where.lifeos_dir, job_id)
     if record is None:
         raise InputError(f"no job {job_id!r}", ReasonCode.TARGET_NOT_FOUND)
-    return _report(job_result(where.main_root, store, record), as_json)
+    return _report(job_result(where.main_root, store, record, _post), as_json)

@@ -31,6 +31,7 @@ from lifeos.spine.model import EXIT_FOR_STATE, PHASES, PhaseEnv, SpineState, Spi
 from lifeos.store.base import Store
 
 if TYPE_CHECKING:
+    from lifeos.backlog import Task
     from lifeos.worktree import HardenedGit
 
 __all__ = ["Spine", "SpineDeps", "SpineOutcome"]
@@ -179,24 +180,54 @@ class Spine:
 
     # -- entry points --------------------------------------------------------------
 
-    def start(self, task_id: str | None, stop_after: str | None = None) -> SpineOutcome:
+    def start(
+        self,
+        task_id: str | None,
+        stop_after: str | None = None,
+        *,
+        inline: Task | None = None,
+        budget: Mapping[str, float] | None = None,
+    ) -> SpineOutcome:
         """Hydrate ``task_id`` (or the next TODO task) into a new run and run it.
 
         With ``stop_after`` (a phase), the run stops PAUSED at that mission boundary once
-        the phase is done; ``resume`` continues it.
+        the phase is done; ``resume`` continues it. ``inline`` and ``budget``: as
+        :meth:`hydrate`.
         """
-        return self._drive(self.hydrate(task_id), stop_after)
+        return self._drive(self.hydrate(task_id, inline=inline, budget=budget), stop_after)
 
-    def hydrate(self, task_id: str | None, engine: Mapping[str, Any] | None = None) -> str:
+    def hydrate(
+        self,
+        task_id: str | None,
+        engine: Mapping[str, Any] | None = None,
+        *,
+        inline: Task | None = None,
+        budget: Mapping[str, float] | None = None,
+    ) -> str:
         """Create the run of ``task_id`` (or the next TODO task) at its first phase,
         without running it, and return its id; ``engine`` names another driver of the
-        run (such as a Temporal workflow), kept in the run's config as ``engine``."""
+        run (such as a Temporal workflow), kept in the run's config as ``engine``.
+
+        ``inline`` is a task given with the request instead of by the backlog (its id
+        must not be a backlog task's); ``budget`` caps (``tokens``, ``cost_usd``,
+        ``calls``) lower lifeos.yaml's for this run only, kept in the run's config so a
+        resume in any process applies them too."""
         from lifeos.backlog import load_backlog
 
         backlog = load_backlog(self._backlog_path())
-        task = backlog.get(task_id) if task_id is not None else backlog.next_task()
+        if inline is not None:
+            if inline.id in backlog:
+                raise SpineInputError(
+                    f"task {inline.id} is in the backlog: name it instead of giving it inline",
+                    ReasonCode.INVALID_INPUT,
+                )
+            task: Task | None = inline
+        else:
+            task = backlog.get(task_id) if task_id is not None else backlog.next_task()
         if task is None:
             raise SpineInputError("no TODO task in the backlog", ReasonCode.TASK_NOT_FOUND)
+        caps = _job_caps(budget)
+        self._caps({"budget": caps})  # CONFIG_INVALID before any run exists
         if task.status == "DONE" or self._landed_run(task.id) is not None:
             raise SpineInputError(f"task {task.id} is already done", ReasonCode.TASK_ALREADY_DONE)
         for entry in task.acceptance:
@@ -230,6 +261,8 @@ class Spine:
                     "decisions": {},
                     "started_at": started,
                     **({"engine": dict(engine)} if engine else {}),
+                    **({"inline": True} if inline is not None else {}),
+                    **({"budget": caps} if caps else {}),
                 },
             )
             self.store.update_run(run_id, status=SpineState.RUNNING.value)
@@ -423,9 +456,10 @@ class Spine:
     def _make_meter(self, run_id: str) -> Any:
         """The run's budget meter, its spend so far summed from the ledger (the usage
         entries are what was acknowledged, so a resumed run continues from them)."""
-        from lifeos.policy.budget import AGENT_USAGE, BudgetCaps, BudgetMeter, daily_spend, utc_day
+        from lifeos.policy.budget import AGENT_USAGE, BudgetMeter, daily_spend, utc_day
 
-        caps = BudgetCaps.from_config(self.deps.settings.get("budget"))
+        run = self.store.get_run(run_id)
+        caps = self._caps(run["config"] if run is not None else {})
         day = utc_day(self.deps.clock.now())
         mine = [json.loads(r["entry"]) for r in self.store.ledger_rows_for_run(run_id)]
         spent = daily_spend([{**e, "ts": day} for e in mine if e["type"] == AGENT_USAGE], day)
@@ -454,7 +488,6 @@ class Spine:
     # -- phases ----------------------------------------------------------------------
 
     def _policy_hooks(self, run_id: str, config: dict[str, Any]) -> str:
-        from lifeos.policy.budget import BudgetCaps
         from lifeos.policy.model import resolve_policy
         from lifeos.spine.hooks import pre_run
         from lifeos.worktree import snapshot_outside
@@ -469,7 +502,7 @@ class Spine:
             protected=policy.protected,
             context=context,
             in_baseline=present.__contains__,
-            max_calls=BudgetCaps.from_config(self.deps.settings.get("budget")).max_calls,
+            max_calls=self._caps(config).max_calls,
             reviewers=len(self.reviewers),
         )
         self._store_phase(
@@ -480,6 +513,16 @@ class Spine:
         )
         self.deps.progress(f"policy {policy.name} {policy.hash[:12]}: clean tree, in envelope")
         return "policy"
+
+    def _caps(self, config: Mapping[str, Any]) -> Any:
+        """The run's budget caps: lifeos.yaml's, each lowered by the run's own (a job's)."""
+        from lifeos.policy.budget import BudgetCaps
+
+        section = dict(self.deps.settings.get("budget") or {})
+        for key, cap in (config.get("budget") or {}).items():
+            mine = section.get(key)
+            section[key] = cap if mine is None else min(mine, cap)
+        return BudgetCaps.from_config(section)
 
     def _in_commit(self, commit: str, paths: Sequence[str]) -> set[str]:
         """Which of ``paths`` (a folder may end in ``/``) the tree of ``commit`` has,
@@ -1421,6 +1464,24 @@ class Spine:
             f"## Usage\n\n{json.dumps(build['builder'].get('usage'), sort_keys=True)}\n\n"
             f"## Changed files\n\n" + "\n".join(files)
         )
+
+
+JOB_CAPS = ("tokens", "cost_usd", "calls")
+"""The budget caps a request (an OpenClaw job) may set for its run."""
+
+
+def _job_caps(budget: Mapping[str, float] | None) -> dict[str, float]:
+    caps: dict[str, float] = {}
+    for key, value in (budget or {}).items():
+        if key not in JOB_CAPS or isinstance(value, bool) or not isinstance(value, int | float):
+            raise SpineInputError(
+                f"budget cap {key!r}={value!r}: caps are {', '.join(JOB_CAPS)}, numbers >= 0",
+                ReasonCode.INVALID_INPUT,
+            )
+        if value < 0:
+            raise SpineInputError(f"budget cap {key!r} must be >= 0", ReasonCode.INVALID_INPUT)
+        caps[key] = value
+    return caps
 
 
 class _Keyed:
