@@ -29,6 +29,7 @@ from lifeos.policy.budget import (
     daily_spend,
     estimate_call,
     usage_payload,
+    usage_spend,
     utc_day,
 )
 
@@ -361,6 +362,8 @@ def test_daily_spend_sums_the_days_agent_usage_entries() -> None:
     assert daily_spend([], "2026-03-04") == Spend()
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
         daily_spend(entries, "2026-3-4")
+    # a run's spend: every usage entry, whatever its day
+    assert usage_spend(entries) == Spend(tokens=6000, cost_usd=0.042, calls=5)
 
 
 def test_utc_day_converts_to_utc() -> None:

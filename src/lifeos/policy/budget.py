@@ -54,6 +54,7 @@ __all__ = [
     "daily_spend",
     "estimate_call",
     "usage_payload",
+    "usage_spend",
     "utc_day",
 ]
 
@@ -353,10 +354,16 @@ def daily_spend(entries: Iterable[Mapping[str, Any]], day: str) -> Spend:
     """
     if not _DAY.match(day):
         raise ValueError(f"day should be YYYY-MM-DD, not {day!r}")
+    return usage_spend(e for e in entries if str(e.get("ts", "")).startswith(day))
+
+
+def usage_spend(entries: Iterable[Mapping[str, Any]]) -> Spend:
+    """The tokens, cost and calls of every :data:`AGENT_USAGE` entry in ``entries``
+    (other types skipped; unknown figures count as 0)."""
     tokens = calls = 0
     cost = 0.0
     for entry in entries:
-        if entry.get("type") != AGENT_USAGE or not str(entry.get("ts", "")).startswith(day):
+        if entry.get("type") != AGENT_USAGE:
             continue
         payload = entry.get("payload") or {}
         tokens += int(payload.get("tokens") or 0)

@@ -456,15 +456,14 @@ class Spine:
     def _make_meter(self, run_id: str) -> Any:
         """The run's budget meter, its spend so far summed from the ledger (the usage
         entries are what was acknowledged, so a resumed run continues from them)."""
-        from lifeos.policy.budget import AGENT_USAGE, BudgetMeter, daily_spend, utc_day
+        from lifeos.policy.budget import BudgetMeter, daily_spend, usage_spend, utc_day
 
         run = self.store.get_run(run_id)
         caps = self._caps(run["config"] if run is not None else {})
-        day = utc_day(self.deps.clock.now())
-        mine = [json.loads(r["entry"]) for r in self.store.ledger_rows_for_run(run_id)]
-        spent = daily_spend([{**e, "ts": day} for e in mine if e["type"] == AGENT_USAGE], day)
-        today = spent
+        spent = usage_spend(json.loads(r["entry"]) for r in self.store.ledger_rows_for_run(run_id))
+        today = spent  # only the daily caps look at the whole day's spend
         if caps.daily_cost_usd is not None or caps.daily_tokens is not None:
+            day = utc_day(self.deps.clock.now())
             today = daily_spend((json.loads(r["entry"]) for r in self.store.ledger_rows()), day)
         return BudgetMeter(caps, self.deps.clock, spent=spent, today=today)
 
