@@ -56,6 +56,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Show the repository root, the config source and whether it validates.",
     ),
     "test": ("lifeos.cli.harness:test", "Run harness test files (scenarios and expectations)."),
+    "worker": ("lifeos.cli.worker:worker", "Run spine phases as Temporal activities."),
 }
 
 

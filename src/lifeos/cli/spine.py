@@ -10,9 +10,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from lifeos.cli._common import config_option, json_option, print_json
+from lifeos.cli.worker import on_temporal, temporal_options
 
 if TYPE_CHECKING:
     from lifeos.spine import Spine, SpineOutcome
+    from lifeos.store import Store
+    from lifeos.temporal.contract import EngineRef
 
 
 @click.group()
@@ -72,15 +75,99 @@ def _report(outcome: SpineOutcome, as_json: bool) -> int:
 @spine.command("run")
 @click.option("--task", "task_id", default=None, metavar="ID", help="The backlog task to run.")
 @click.option("--next", "take_next", is_flag=True, help="Run the next TODO task by priority.")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "temporal"]),
+    default="local",
+    show_default=True,
+    help="Who runs the phases: this process, or `lifeos worker`s through Temporal.",
+)
+@temporal_options
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="With --engine temporal: print the run id once submitted, without waiting.",
+)
 @json_option
 @config_option
-def run_cmd(task_id: str | None, take_next: bool, as_json: bool, config_path: str | None) -> int:
+def run_cmd(
+    task_id: str | None,
+    take_next: bool,
+    engine: str,
+    address: str,
+    task_queue: str,
+    no_wait: bool,
+    as_json: bool,
+    config_path: str | None,
+) -> int:
     """Run a task: exit 0 LANDED, 1 FAILED, 3 BLOCKED, 4 PAUSED, 5 BUDGET_EXCEEDED, 6 ESCALATED."""
     from lifeos.errors import InputError
 
     if (task_id is None) == (not take_next):
         raise InputError("give exactly one of --task ID or --next")
-    return _report(_make_spine(config_path).start(task_id), as_json)
+    if engine == "local":
+        if no_wait:
+            raise InputError("--no-wait is for --engine temporal")
+        return _report(_make_spine(config_path).start(task_id), as_json)
+    from lifeos.temporal.contract import EngineRef
+
+    where = EngineRef(address, task_queue)
+    return on_temporal(lambda: _submit(task_id, where, not no_wait, as_json, config_path))
+
+
+def _submit(
+    task_id: str | None, where: EngineRef, wait: bool, as_json: bool, config_path: str | None
+) -> int:
+    from lifeos.temporal.client import outcome_from_dict, run_sync, submit_task
+
+    made = _make_spine(config_path)
+    run_id, outcome = run_sync(lambda: submit_task(made, task_id, where, wait=wait, say=_say))
+    if outcome is not None:
+        return _report(outcome_from_dict(outcome), as_json)
+    if as_json:
+        print_json({"run_id": run_id, "state": "RUNNING", "engine": where.to_dict()})
+    else:
+        click.echo(
+            f"RUNNING: run {run_id} on Temporal at {where.address} (task queue {where.task_queue})"
+        )
+    return 0
+
+
+def _say(line: str) -> None:
+    click.echo(f"[spine] {line}", err=True)
+
+
+def _temporal_run(store: Store, ref: str) -> tuple[Any, EngineRef] | None:
+    """The run ``ref`` names (a run id or one of its checkpoint ids) and its Temporal
+    engine, when a Temporal workflow drives it; None for a local (or unknown) run."""
+    from lifeos.temporal.contract import EngineRef
+
+    run = store.get_run(ref)
+    if run is None:
+        run = next(
+            (
+                candidate
+                for candidate in store.list_runs(limit=10_000)
+                if any(
+                    c["checkpoint_id"] == ref for c in store.list_checkpoints(candidate["run_id"])
+                )
+            ),
+            None,
+        )
+    if run is None or run["kind"] != "spine":
+        return None
+    engine = EngineRef.of_run(run["config"])
+    return (run, engine) if engine is not None else None
+
+
+def _awaited_decision(run: Any) -> str | None:
+    """The approval point a paused run waits at, while no decision is recorded there."""
+    from lifeos.spine.controller import APPROVAL_POINTS
+
+    point = run["config"].get("waiting_for")
+    if run["status"] != "PAUSED" or point not in APPROVAL_POINTS:
+        return None
+    return None if point in (run["config"].get("decisions") or {}) else str(point)
 
 
 @spine.command("resume")
@@ -89,7 +176,55 @@ def run_cmd(task_id: str | None, take_next: bool, as_json: bool, config_path: st
 @config_option
 def resume_cmd(ref: str, as_json: bool, config_path: str | None) -> int:
     """Continue a crashed or stopped run; nothing finished is repeated."""
-    return _report(_make_spine(config_path).resume(ref), as_json)
+    made = _make_spine(config_path)
+    found = _temporal_run(made.store, ref)
+    if found is None:
+        return _report(made.resume(ref), as_json)
+    from lifeos.errors import ReasonCode
+    from lifeos.spine.controller import SpineInputError
+    from lifeos.temporal.client import outcome_from_dict, resume_run, run_sync
+
+    run, where = found
+    point = _awaited_decision(run)
+    if point is not None:
+        raise SpineInputError(
+            f"run {run['run_id']} waits for approval ({point}): "
+            f"`lifeos spine approve {run['run_id']}` or `reject`",
+            ReasonCode.RESUME_INVALID,
+        )
+    return on_temporal(
+        lambda: _report(
+            outcome_from_dict(run_sync(lambda: resume_run(made, run, where, say=_say))),
+            as_json,
+        )
+    )
+
+
+def _decide(run_id: str, approve: bool, note: str, as_json: bool, config_path: str | None) -> int:
+    """Decide locally, or send the decision to the run's Temporal workflow."""
+    made = _make_spine(config_path)
+    found = _temporal_run(made.store, run_id)
+    if found is None:
+        return _report(made.decide(run_id, approve, note), as_json)
+    from lifeos.errors import ReasonCode
+    from lifeos.spine.controller import SpineInputError
+    from lifeos.temporal.client import decide_run, outcome_from_dict, run_sync
+
+    run, where = found
+    point = _awaited_decision(run)
+    if point is None:
+        raise SpineInputError(
+            f"run {run['run_id']} is {run['status']}, not waiting for approval",
+            ReasonCode.RESUME_INVALID,
+        )
+    return on_temporal(
+        lambda: _report(
+            outcome_from_dict(
+                run_sync(lambda: decide_run(run, where, point, approve, note, say=_say))
+            ),
+            as_json,
+        )
+    )
 
 
 @spine.command("approve")
@@ -98,8 +233,8 @@ def resume_cmd(ref: str, as_json: bool, config_path: str | None) -> int:
 @json_option
 @config_option
 def approve_cmd(run_id: str, note: str, as_json: bool, config_path: str | None) -> int:
-    """Approve a paused run and continue it."""
-    return _report(_make_spine(config_path).decide(run_id, True, note), as_json)
+    """Approve a paused run and continue it (a Temporal run: signal its workflow)."""
+    return _decide(run_id, True, note, as_json, config_path)
 
 
 @spine.command("reject")
@@ -109,7 +244,7 @@ def approve_cmd(run_id: str, note: str, as_json: bool, config_path: str | None) 
 @config_option
 def reject_cmd(run_id: str, note: str, as_json: bool, config_path: str | None) -> int:
     """Reject a paused run: it ends BLOCKED with HUMAN_REJECTED."""
-    return _report(_make_spine(config_path).decide(run_id, False, note), as_json)
+    return _decide(run_id, False, note, as_json, config_path)
 
 
 def _summary(run: Any) -> dict[str, Any]:

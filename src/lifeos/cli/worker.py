@@ -1,0 +1,110 @@
+"""``lifeos worker``: run spine phases as Temporal activities (see lifeos.temporal)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import click
+
+from lifeos.cli._common import config_option
+from lifeos.temporal.contract import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE
+
+if TYPE_CHECKING:
+    from lifeos.spine import Spine
+
+
+def temporal_options(fn: Callable[..., int]) -> Callable[..., int]:
+    """``--temporal HOST:PORT`` (or $TEMPORAL_ADDRESS) and ``--task-queue Q``."""
+    fn = click.option(
+        "--task-queue",
+        default=DEFAULT_TASK_QUEUE,
+        show_default=True,
+        help="The Temporal task queue of LifeOS runs.",
+    )(fn)
+    return click.option(
+        "--temporal",
+        "address",
+        metavar="HOST:PORT",
+        envvar="TEMPORAL_ADDRESS",
+        default=DEFAULT_ADDRESS,
+        show_default=True,
+        help="The Temporal server's frontend (default from $TEMPORAL_ADDRESS).",
+    )(fn)
+
+
+def on_temporal(body: Callable[[], int]) -> int:
+    """Run the Temporal part of a command; the process then ends with its exit code
+    without the interpreter's teardown (see ``exit_without_teardown``)."""
+    from lifeos.errors import LifeOSError
+    from lifeos.temporal.client import exit_without_teardown
+
+    try:
+        code = body()
+    except LifeOSError as exc:
+        exit_without_teardown(exc.exit_code)
+        raise
+    except KeyboardInterrupt:
+        exit_without_teardown(130)
+        raise
+    except BaseException:
+        exit_without_teardown(1)
+        raise
+    exit_without_teardown(code)
+    return code
+
+
+@click.command()
+@temporal_options
+@click.option(
+    "--identity",
+    default=None,
+    metavar="NAME",
+    help="This worker's name in Temporal and in its log lines (default: host:pid).",
+)
+@config_option
+def worker(address: str, task_queue: str, identity: str | None, config_path: str | None) -> int:
+    """Run spine phases as Temporal activities.
+
+    Start it in the repository, as many as you like (on several machines, share the
+    store through LIFEOS_STORE_URL); `lifeos spine run --engine temporal` submits runs
+    to them. It runs until SIGINT or SIGTERM; log lines go to stderr.
+    """
+    import os
+    import socket
+
+    from lifeos.cli._common import load_settings, open_repo_store, repo
+    from lifeos.errors import InputError
+    from lifeos.spine.setup import repo_spine
+    from lifeos.temporal.activities import SpineActivities
+    from lifeos.temporal.client import run_sync
+    from lifeos.temporal.worker import serve
+
+    where = repo()
+    if not where.in_git:
+        raise InputError(f"{where.root}: not inside a git repository")
+    _, store = open_repo_store(where)  # a store that cannot be opened fails now
+    store.close()
+    load_settings(where.main_root, config_path)  # a broken lifeos.yaml is refused now
+    name = identity or f"{socket.gethostname()}:{os.getpid()}"
+
+    def say(line: str) -> None:
+        click.echo(f"[worker {name}] {line}", err=True)
+
+    @contextmanager
+    def open_spine(progress: Callable[[str], None]) -> Iterator[Spine]:
+        _, store = open_repo_store(where)
+        try:
+            settings = load_settings(where.main_root, config_path).data
+            yield repo_spine(where, store, settings, env=os.environ, progress=progress)
+        finally:
+            store.close()
+
+    activities = SpineActivities(open_spine, say=say)
+
+    def work() -> int:
+        run_sync(lambda: serve(address, task_queue, activities, identity=name, say=say))
+        return 0
+
+    return on_temporal(work)

@@ -1,0 +1,139 @@
+"""The workers' activities: a spine phase, and a human decision, for one run.
+
+Both go through the same :class:`~lifeos.spine.Spine` methods the local commands use:
+``step`` runs the run's next phase (``Spine.step``), ``decide`` records a decision
+(``Spine.record_decision``). A fresh spine is made for every activity (``open_spine``,
+injected by the worker), so each sees the run's record as the store has it. While a
+phase runs, a thread heartbeats; a later attempt at a phase (its worker died, or went
+silent) runs it as a recovery, which replays what earlier attempts journaled.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from lifeos.errors import InputError
+from lifeos.temporal import contract
+
+if TYPE_CHECKING:
+    from lifeos.spine import Spine
+
+__all__ = ["SpineActivities", "SpineOpener", "heartbeats"]
+
+SpineOpener = Callable[[Callable[[str], None]], AbstractContextManager["Spine"]]
+"""Opens the repository's spine (store, settings, agents) with a progress callback and
+closes its store when done."""
+
+
+@contextmanager
+def heartbeats(every_s: float = contract.HEARTBEAT_EVERY_S) -> Iterator[None]:
+    """Heartbeat the current activity from a thread every ``every_s`` seconds while the
+    block runs (the block itself may be busy for minutes in an agent call)."""
+    stop = threading.Event()
+    context = contextvars.copy_context()  # the activity's context, for activity.heartbeat
+
+    def beat() -> None:
+        while not stop.wait(every_s):
+            try:
+                activity.heartbeat()
+            except Exception:  # the worker is shutting down: nothing left to tell
+                return
+
+    thread = threading.Thread(
+        target=context.run, args=(beat,), name="lifeos-heartbeat", daemon=True
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _refusal(exc: InputError) -> ApplicationError:
+    """A refusal (an unknown run, a broken lifeos.yaml) as a failure Temporal does not
+    retry: bad input stays bad. Other errors are retried."""
+    return ApplicationError(
+        exc.message, {"reason": exc.reason.value}, type="SPINE_INPUT", non_retryable=True
+    )
+
+
+class SpineActivities:
+    """The activities of one worker, over the spines ``open_spine`` makes."""
+
+    def __init__(
+        self,
+        open_spine: SpineOpener,
+        *,
+        say: Callable[[str], None] = lambda _line: None,
+        heartbeat_every_s: float = contract.HEARTBEAT_EVERY_S,
+    ) -> None:
+        self.open_spine = open_spine
+        self.say = say
+        self.heartbeat_every_s = heartbeat_every_s
+
+    @activity.defn(name=contract.STEP_ACTIVITY)
+    def step(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Run the run's next phase; ``{"outcome", "approval", "agent_calls",
+        "replayed_calls"}`` — the outcome once the run stops (None while it goes on),
+        the approval point when it stopped to wait for a person."""
+        from lifeos.spine.controller import APPROVAL_POINTS
+        from lifeos.spine.model import SpineState
+
+        run_id = str(request["run_id"])
+        attempt = activity.info().attempt
+        recovering = bool(request.get("recovering")) or attempt > 1
+
+        def progress(line: str) -> None:
+            self.say(f"run {run_id}: {line}")
+
+        if recovering:
+            progress(f"recovering (attempt {attempt}): what was journaled is replayed")
+        try:
+            with heartbeats(self.heartbeat_every_s), self.open_spine(progress) as spine:
+                outcome = spine.step(run_id, recovering=recovering)
+                made, replayed = spine.calls
+                approval = None
+                if outcome is not None and outcome.state is SpineState.PAUSED:
+                    run = spine.store.get_run(run_id)
+                    point = run["config"].get("waiting_for") if run is not None else None
+                    approval = point if point in APPROVAL_POINTS else None
+        except InputError as exc:
+            raise _refusal(exc) from None
+        if outcome is not None:
+            progress(f"{outcome.state.value} {' '.join(outcome.reasons)}".rstrip())
+        return {
+            "outcome": outcome.to_dict() if outcome is not None else None,
+            "approval": approval,
+            "agent_calls": made,
+            "replayed_calls": replayed,
+        }
+
+    @activity.defn(name=contract.DECIDE_ACTIVITY)
+    def decide(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Record a person's decision on the run's pause at ``point``; ``{"refused":
+        None}``, or the refusal (``reason``, ``message``) when the decision cannot be
+        taken as things stand (the run stays paused)."""
+        from lifeos.spine.model import SpineState
+
+        run_id, point = str(request["run_id"]), str(request["point"])
+        approved, note = bool(request["approved"]), str(request.get("note") or "")
+        try:
+            with self.open_spine(lambda line: self.say(f"run {run_id}: {line}")) as spine:
+                run = spine.store.get_run(run_id)
+                taken = (run["config"].get("decisions") or {}).get(point) if run else None
+                if run is not None and run["status"] != SpineState.PAUSED and taken:
+                    # an earlier attempt recorded it and died before it could say so
+                    return {"refused": None}
+                spine.record_decision(run_id, approved, note)
+        except InputError as exc:
+            return {"refused": {"reason": exc.reason.value, "message": exc.message}}
+        self.say(f"run {run_id}: {'approved' if approved else 'rejected'} at {point}")
+        return {"refused": None}
