@@ -12,10 +12,12 @@ import hashlib
 import io
 import json
 import re
+import threading
 import tokenize
 import types
 import typing
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,13 +27,14 @@ from hypothesis import strategies as st
 
 import lifeos.store.base as store_base
 from lifeos.canonical import canonical_json
-from lifeos.clock import Clock, FixedClock
+from lifeos.clock import Clock, FixedClock, iso
 from lifeos.errors import LifeOSError
 from lifeos.journal import Journal, JournalKey, JournalRecord
 from lifeos.store import (
     TASK_STATUSES,
     ArtifactRecord,
     CheckpointRecord,
+    ClaimRecord,
     LedgerEntry,
     LedgerRow,
     RunRecord,
@@ -51,6 +54,8 @@ TERMINAL_TASK_STATUSES = frozenset({"approved", "failed_terminal", "skipped"})
 class _Backend(Protocol):
     name: str
     schema_version: int
+
+    def open(self, location: Path, clock: Clock) -> Store: ...
 
 
 class OpenStore(Protocol):
@@ -408,6 +413,308 @@ def test_claims_are_per_task(store: Store) -> None:
     assert [t["locked_by"] for t in store.list_tasks("run-1")] == ["worker-a", "worker-b"]
 
 
+# -- claims (leases) --------------------------------------------------------------------------
+
+
+class ManualClock:
+    """A clock that stands still until the test moves it (shared by every owner's store)."""
+
+    def __init__(self, start: dt.datetime = START) -> None:
+        self.moment = start
+
+    def now(self) -> dt.datetime:
+        return self.moment
+
+    def advance(self, seconds: float) -> None:
+        self.moment += dt.timedelta(seconds=seconds)
+
+
+def at(seconds: float) -> str:
+    """The stored text of START + ``seconds``."""
+    return iso(START + dt.timedelta(seconds=seconds))
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def leased(store_factory: OpenStore, clock: ManualClock) -> Store:
+    """A store on ``clock`` holding run-1 with the tasks t1 and t2, nobody's yet."""
+    store = store_factory(clock=clock)
+    new_run(store)
+    store.add_task("run-1", "t1", "one")
+    store.add_task("run-1", "t2", "two", task_order=1)
+    return store
+
+
+def test_a_run_lease_holds_until_it_expires_then_another_owner_takes_it(
+    leased: Store, clock: ManualClock
+) -> None:
+    assert leased.get_claim("run-1") is None
+    assert leased.claim_run("run-1", "worker-a", 30) is True
+    held = leased.get_claim("run-1")
+    assert held == ClaimRecord(
+        run_id="run-1", task_id=None, owner="worker-a", claimed_at=at(0), expires_at=at(30)
+    )
+    _assert_record(held, ClaimRecord)
+
+    clock.advance(29.999999)
+    assert leased.claim_run("run-1", "worker-b", 30) is False
+    assert leased.get_claim("run-1") == held
+
+    clock.advance(0.000001)  # the expiry instant itself is past the lease
+    assert leased.get_claim("run-1") is None
+    assert leased.claim_run("run-1", "worker-b", 30) is True
+    assert leased.get_claim("run-1") == ClaimRecord(
+        run_id="run-1", task_id=None, owner="worker-b", claimed_at=at(30), expires_at=at(60)
+    )
+    # The first owner lost it: it can neither renew nor release it.
+    assert leased.renew_claim("run-1", "worker-a", 30) is False
+    assert leased.release_claim("run-1", "worker-a") is False
+    assert leased.get_claim("run-1") is not None
+    assert leased.get_claim("run-1")["owner"] == "worker-b"  # type: ignore[index]
+
+
+def test_claiming_again_extends_the_lease_and_keeps_when_it_was_taken(
+    leased: Store, clock: ManualClock
+) -> None:
+    assert leased.claim_run("run-1", "worker-a", 10) is True
+    clock.advance(8)
+    assert leased.claim_run("run-1", "worker-a", 10) is True
+    clock.advance(8)  # 16 s after the first claim: past the first lease, within the second
+    assert leased.claim_run("run-1", "worker-b", 10) is False
+    assert leased.get_claim("run-1") == ClaimRecord(
+        run_id="run-1", task_id=None, owner="worker-a", claimed_at=at(0), expires_at=at(18)
+    )
+
+
+def test_renewing_extends_only_the_holders_lease(leased: Store, clock: ManualClock) -> None:
+    assert leased.renew_claim("run-1", "worker-a", 10) is False  # never claimed
+    assert leased.claim_run("run-1", "worker-a", 10) is True
+    clock.advance(9)
+    assert leased.renew_claim("run-1", "worker-b", 10) is False
+    assert leased.renew_claim("run-1", "worker-a", 10) is True
+    clock.advance(9)
+    assert leased.claim_run("run-1", "worker-b", 10) is False
+    assert leased.get_claim("run-1") == ClaimRecord(
+        run_id="run-1", task_id=None, owner="worker-a", claimed_at=at(0), expires_at=at(19)
+    )
+
+
+def test_an_expired_lease_nobody_took_is_still_the_holders_to_renew(
+    leased: Store, clock: ManualClock
+) -> None:
+    assert leased.claim_run("run-1", "worker-a", 10) is True
+    clock.advance(60)
+    assert leased.get_claim("run-1") is None
+    assert leased.renew_claim("run-1", "worker-a", 10) is True
+    assert leased.get_claim("run-1") == ClaimRecord(
+        run_id="run-1", task_id=None, owner="worker-a", claimed_at=at(0), expires_at=at(70)
+    )
+    assert leased.claim_run("run-1", "worker-b", 10) is False
+
+
+def test_releasing_frees_the_run_at_once(leased: Store, clock: ManualClock) -> None:
+    assert leased.claim_run("run-1", "worker-a", 3600) is True
+    assert leased.release_claim("run-1", "worker-b") is False
+    assert leased.get_claim("run-1") is not None
+    assert leased.release_claim("run-1", "worker-a") is True
+    assert leased.get_claim("run-1") is None
+    assert leased.release_claim("run-1", "worker-a") is False  # nothing left to release
+    assert leased.renew_claim("run-1", "worker-a", 10) is False
+    assert leased.claim_run("run-1", "worker-b", 10) is True
+    assert leased.get_claim("run-1") == ClaimRecord(
+        run_id="run-1", task_id=None, owner="worker-b", claimed_at=at(0), expires_at=at(10)
+    )
+
+
+def test_a_claim_is_not_a_change_to_the_run(leased: Store, clock: ManualClock) -> None:
+    before = leased.get_run("run-1")
+    clock.advance(5)
+    assert leased.claim_run("run-1", "worker-a", 10) is True
+    assert leased.renew_claim("run-1", "worker-a", 10) is True
+    assert leased.get_run("run-1") == before
+    assert leased.list_runs() == [before]
+    assert leased.release_claim("run-1", "worker-a") is True
+    assert leased.get_run("run-1") == before
+
+
+def test_claims_of_unknown_runs_and_tasks_are_refused(leased: Store) -> None:
+    with pytest.raises(StoreError):
+        leased.claim_run("nope", "worker-a", 10)
+    with pytest.raises(StoreError):
+        leased.renew_claim("nope", "worker-a", 10)
+    with pytest.raises(StoreError):
+        leased.release_claim("nope", "worker-a")
+    with pytest.raises(StoreError):
+        leased.claim_task("run-1", "nope", "worker-a", 10)
+    with pytest.raises(StoreError):
+        leased.renew_claim("run-1", "worker-a", 10, task_id="nope")
+    with pytest.raises(StoreError):
+        leased.release_claim("run-1", "worker-a", task_id="nope")
+    assert leased.get_claim("nope") is None
+    assert leased.get_claim("run-1", "nope") is None
+    assert leased.get_run("nope") is None
+
+
+@pytest.mark.parametrize("ttl_s", [0, -1, float("nan"), float("inf"), 10**12, True, "10"])
+def test_a_lease_needs_a_positive_finite_ttl(leased: Store, ttl_s: Any) -> None:
+    with pytest.raises(StoreError):
+        leased.claim_run("run-1", "worker-a", ttl_s)
+    with pytest.raises(StoreError):
+        leased.claim_task("run-1", "t1", "worker-a", ttl_s)
+    assert leased.get_claim("run-1") is None
+    assert leased.get_claim("run-1", "t1") is None
+    assert leased.claim_run("run-1", "worker-a", 10) is True
+    with pytest.raises(StoreError):
+        leased.renew_claim("run-1", "worker-a", ttl_s)
+    assert leased.get_claim("run-1") == ClaimRecord(
+        run_id="run-1", task_id=None, owner="worker-a", claimed_at=at(0), expires_at=at(10)
+    )
+
+
+def test_a_task_lease_expires_and_names_its_holder(leased: Store, clock: ManualClock) -> None:
+    assert leased.claim_task("run-1", "t1", "worker-a", ttl_s=20) is True
+    assert leased.get_claim("run-1", "t1") == ClaimRecord(
+        run_id="run-1", task_id="t1", owner="worker-a", claimed_at=at(0), expires_at=at(20)
+    )
+    clock.advance(19)
+    assert leased.claim_task("run-1", "t1", "worker-b", ttl_s=20) is False
+    assert leased.claim_task("run-1", "t1", "worker-b") is False
+    clock.advance(1)
+    assert leased.get_claim("run-1", "t1") is None
+    assert leased.claim_task("run-1", "t1", "worker-b", ttl_s=20) is True
+    t1, t2 = leased.list_tasks("run-1")
+    assert (t1["locked_by"], t1["locked_at"]) == ("worker-b", at(20))
+    assert (t2["locked_by"], t2["locked_at"]) == (None, None)
+    assert leased.renew_claim("run-1", "worker-a", 20, task_id="t1") is False
+    assert leased.renew_claim("run-1", "worker-b", 30, task_id="t1") is True
+    assert leased.get_claim("run-1", "t1") == ClaimRecord(
+        run_id="run-1", task_id="t1", owner="worker-b", claimed_at=at(20), expires_at=at(50)
+    )
+
+
+def test_a_task_lock_without_a_ttl_holds_until_released(leased: Store, clock: ManualClock) -> None:
+    assert leased.claim_task("run-1", "t1", "worker-a") is True
+    clock.advance(10 * 365 * 86400)
+    assert leased.claim_task("run-1", "t1", "worker-b", ttl_s=10) is False
+    assert leased.get_claim("run-1", "t1") == ClaimRecord(
+        run_id="run-1", task_id="t1", owner="worker-a", claimed_at=at(0), expires_at=None
+    )
+    assert leased.release_claim("run-1", "worker-b", task_id="t1") is False
+    assert leased.release_claim("run-1", "worker-a", task_id="t1") is True
+    [t1, _] = leased.list_tasks("run-1")
+    assert (t1["locked_by"], t1["locked_at"]) == (None, None)
+    assert leased.get_claim("run-1", "t1") is None
+    assert leased.claim_task("run-1", "t1", "worker-b") is True
+
+
+def test_run_and_task_claims_are_independent(leased: Store) -> None:
+    assert leased.claim_run("run-1", "worker-a", 10) is True
+    assert leased.claim_task("run-1", "t1", "worker-b", ttl_s=10) is True
+    assert leased.claim_task("run-1", "t2", "worker-c", ttl_s=10) is True
+    assert leased.release_claim("run-1", "worker-b") is False  # b holds t1, not the run
+    assert leased.release_claim("run-1", "worker-a", task_id="t1") is False
+    owners = [leased.get_claim("run-1", task) for task in (None, "t1", "t2")]
+    assert [c["owner"] if c else None for c in owners] == ["worker-a", "worker-b", "worker-c"]
+
+
+def test_a_lease_is_seen_by_every_store_on_the_location(
+    store_factory: OpenStore, clock: ManualClock, tmp_path: Path
+) -> None:
+    location = tmp_path / "shared"
+    one = store_factory(location, clock)
+    new_run(one)
+    two = store_factory(location, clock)
+    assert one.claim_run("run-1", "worker-a", 10) is True
+    assert two.claim_run("run-1", "worker-b", 10) is False
+    assert two.get_claim("run-1") == one.get_claim("run-1")
+    clock.advance(10)
+    assert two.claim_run("run-1", "worker-b", 10) is True
+    assert one.renew_claim("run-1", "worker-a", 10) is False
+
+
+def test_a_claim_in_a_rolled_back_transaction_is_not_taken(leased: Store) -> None:
+    with pytest.raises(Boom), leased.transaction():
+        assert leased.claim_run("run-1", "worker-a", 10) is True
+        assert leased.claim_task("run-1", "t1", "worker-a", ttl_s=10) is True
+        raise Boom
+    assert leased.get_claim("run-1") is None
+    assert leased.get_claim("run-1", "t1") is None
+    assert leased.claim_run("run-1", "worker-b", 10) is True
+
+
+RACE_ROUNDS = 12
+RACE_OWNERS = 4
+
+
+def _race(
+    store_factory: OpenStore, location: Path, claim: Callable[[Store, int, str], bool]
+) -> list[list[str]]:
+    """Every owner, on a store of its own, claims the same thing in each round at once.
+
+    Returns the winners of each round.
+    """
+    barrier = threading.Barrier(RACE_OWNERS)
+    won: list[list[str]] = [[] for _ in range(RACE_ROUNDS)]
+    errors: list[BaseException] = []
+
+    def owner(name: str) -> None:
+        try:
+            store = store_factory.backend.open(location, FixedClock(START))
+            try:
+                for round_ in range(RACE_ROUNDS):
+                    barrier.wait(timeout=60)
+                    if claim(store, round_, name):
+                        won[round_].append(name)
+            finally:
+                store.close()
+        except BaseException as exc:
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=owner, args=(f"worker-{i}",)) for i in range(RACE_OWNERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    return won
+
+
+def test_of_owners_claiming_a_run_at_once_exactly_one_wins(
+    store_factory: OpenStore, tmp_path: Path
+) -> None:
+    location = tmp_path / "shared"
+    setup = store_factory(location)
+    for round_ in range(RACE_ROUNDS):
+        new_run(setup, f"run-{round_}")
+    won = _race(store_factory, location, lambda s, r, name: s.claim_run(f"run-{r}", name, 600))
+    assert [len(winners) for winners in won] == [1] * RACE_ROUNDS, won
+    for round_, [winner] in enumerate(won):
+        claim = setup.get_claim(f"run-{round_}")
+        assert claim is not None and claim["owner"] == winner
+
+
+def test_of_owners_claiming_a_task_at_once_exactly_one_wins(
+    store_factory: OpenStore, tmp_path: Path
+) -> None:
+    location = tmp_path / "shared"
+    setup = store_factory(location)
+    new_run(setup)
+    for round_ in range(RACE_ROUNDS):
+        setup.add_task("run-1", f"t{round_}", "race", task_order=round_)
+    won = _race(
+        store_factory,
+        location,
+        lambda s, r, name: s.claim_task("run-1", f"t{r}", name, ttl_s=600),
+    )
+    assert [len(winners) for winners in won] == [1] * RACE_ROUNDS, won
+    assert [t["locked_by"] for t in setup.list_tasks("run-1")] == [w[0] for w in won]
+
+
 # -- artifacts ------------------------------------------------------------------------------
 
 
@@ -483,6 +790,18 @@ def test_list_artifacts_is_by_path_then_version(store: Store) -> None:
     z2 = store.put_artifact("run-1", "z.txt", b"2")
     a2 = store.put_artifact("run-1", "a.txt", b"2")
     assert store.list_artifacts("run-1") == [a1, a2, z1, z2]
+
+
+def test_text_is_ordered_by_code_point_whatever_the_locale(store: Store) -> None:
+    # A linguistic collation (a server's en_US or ICU locale) orders these differently.
+    names = ["b.txt", "B.txt", "_x", "a-b", "a.txt", "ab", "A", "é", "Z"]
+    records = {name: store.put_artifact("run-1", name, name.encode()) for name in names}
+    assert [r["file_path"] for r in store.list_artifacts("run-1")] == sorted(names)
+    new_run(store)
+    for name in names:
+        store.add_task("run-1", name, "same order")
+    assert [t["task_id"] for t in store.list_tasks("run-1")] == sorted(names)
+    assert store.list_artifacts("run-1") == [records[name] for name in sorted(names)]
 
 
 def test_soft_delete_hides_but_keeps_the_content(store: Store) -> None:

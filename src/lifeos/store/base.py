@@ -7,6 +7,11 @@ clock the store was opened with.
 
 A *durable step* is one :meth:`Store.transaction`: a checkpoint, its journal
 records and its ledger entry commit together or not at all.
+
+A *claim* is a lease on a run or on one of its tasks: one owner (a worker) holds it
+until it expires by the store's clock, renews it or releases it. While it runs no other
+owner can take it; once it has expired, any owner can. Of owners claiming at the same
+moment, on one machine or many, exactly one wins.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ __all__ = [
     "TASK_STATUSES",
     "ArtifactRecord",
     "CheckpointRecord",
+    "ClaimRecord",
     "LedgerEntry",
     "LedgerRow",
     "LedgerScanRow",
@@ -199,6 +205,20 @@ LedgerScanner = Callable[[int, int | None], Iterator[Sequence[LedgerScanRow]]]
 """``scanner(start, end)``: :meth:`Store.ledger_scan` over a connection of its own."""
 
 
+class ClaimRecord(TypedDict):
+    """A claim in force: who holds a run, or one of its tasks, and until when."""
+
+    run_id: str
+    task_id: str | None
+    """None for a claim on the run itself."""
+    owner: str
+    """Who holds it (a worker's name)."""
+    claimed_at: str
+    """When ``owner`` took it; renewing keeps it."""
+    expires_at: str | None
+    """When it lapses unless renewed; None for a task lock taken without a time limit."""
+
+
 class SignedCheckpoint(TypedDict):
     """A signed tree head in the C2SP signed-note format."""
 
@@ -279,8 +299,50 @@ class Store(Protocol):
         """A run's tasks in order."""
         ...
 
-    def claim_task(self, run_id: str, task_id: str, worker: str) -> bool:
-        """Lock a task for ``worker``; False when someone else holds it."""
+    def claim_task(
+        self, run_id: str, task_id: str, worker: str, ttl_s: float | None = None
+    ) -> bool:
+        """Lock a task for ``worker``; False when someone else holds it.
+
+        With ``ttl_s`` the lock is a lease, as :meth:`claim_run`'s; without one it holds
+        until released. The task's ``locked_by`` and ``locked_at`` name the holder. An
+        unknown task is an error.
+        """
+        ...
+
+    # -- claims (leases) ----------------------------------------------------------
+
+    def claim_run(self, run_id: str, owner: str, ttl_s: float) -> bool:
+        """Lease the run to ``owner`` for ``ttl_s`` seconds of the store's clock.
+
+        True when the run was free, its lease had expired, or ``owner`` held it already
+        (the lease then runs ``ttl_s`` from now); False while another owner's lease runs.
+        Claiming is not a change to the run: its ``updated_at`` stays. An unknown run,
+        or a ``ttl_s`` that is not a positive number, is an error.
+        """
+        ...
+
+    def renew_claim(
+        self, run_id: str, owner: str, ttl_s: float, task_id: str | None = None
+    ) -> bool:
+        """Make ``owner``'s claim on the run (or its task) run ``ttl_s`` seconds from now.
+
+        False, and nothing changed, when ``owner`` does not hold it: never claimed,
+        released, or expired and taken by another owner. A claim that expired and was
+        not taken is still ``owner``'s to renew. An unknown run or task is an error.
+        """
+        ...
+
+    def release_claim(self, run_id: str, owner: str, task_id: str | None = None) -> bool:
+        """Give up ``owner``'s claim on the run (or its task) so anyone can take it.
+
+        False, and nothing changed, when ``owner`` does not hold it. An unknown run or
+        task is an error.
+        """
+        ...
+
+    def get_claim(self, run_id: str, task_id: str | None = None) -> ClaimRecord | None:
+        """The claim in force on the run (or its task); None when free, expired or unknown."""
         ...
 
     # -- artifacts and timeline ---------------------------------------------------

@@ -22,10 +22,24 @@ from typing import Any, TypeVar
 from lifeos.canonical import canonical_json, canonical_text, stable_uuid
 from lifeos.clock import Clock, iso
 from lifeos.journal import JournalKey, JournalRecord
+from lifeos.store._rows import artifact_record as _artifact
+from lifeos.store._rows import checkpoint_record as _checkpoint
+from lifeos.store._rows import run_record as _run
+from lifeos.store._rows import task_record as _task
+from lifeos.store._rules import (
+    APPLICATION,
+    FINAL_FAILED,
+    FINAL_OK,
+    GENESIS_HASH,
+    RUN_UPDATABLE,
+    TASK_UPDATABLE,
+    lease_window,
+)
 from lifeos.store.base import (
     TASK_STATUSES,
     ArtifactRecord,
     CheckpointRecord,
+    ClaimRecord,
     LedgerEntry,
     LedgerRow,
     LedgerScanner,
@@ -40,9 +54,6 @@ from lifeos.store.base import (
 __all__ = ["GENESIS_HASH", "MIGRATIONS", "SQLiteStore"]
 
 _T = TypeVar("_T")
-
-GENESIS_HASH = "0" * 64
-APPLICATION = "lifeos"
 
 MIGRATIONS: list[str] = [
     # 1: the initial schema.
@@ -106,6 +117,13 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE nonces (nonce TEXT PRIMARY KEY, source TEXT NOT NULL, consumed_at TEXT NOT NULL);
     """,
+    # 2: claims are leases: who holds a run, since and until when; until when for a task.
+    """
+    ALTER TABLE runs ADD COLUMN claimed_by TEXT;
+    ALTER TABLE runs ADD COLUMN claimed_at TEXT;
+    ALTER TABLE runs ADD COLUMN claim_expires_at TEXT;
+    ALTER TABLE mission_tasks ADD COLUMN lock_expires_at TEXT;
+    """,
 ]
 
 _RUN_COLUMNS = (
@@ -113,115 +131,11 @@ _RUN_COLUMNS = (
     "spent_cost_usd, max_loops, loop_count, message_count, config_json, failure_reason, "
     "created_at, updated_at, completed_at, failed_at"
 )
-_RUN_UPDATABLE = frozenset(
-    {
-        "status",
-        "description",
-        "priority",
-        "max_cost_usd",
-        "spent_cost_usd",
-        "max_loops",
-        "loop_count",
-        "message_count",
-        "config",
-        "failure_reason",
-    }
-)
 _TASK_COLUMNS = (
     "task_id, run_id, task_order, description, context_files, required_artifact_ids, status, "
     "result_artifact_ids, repair_attempt, consumed_tokens, started_at, locked_at, locked_by, "
     "created_at, updated_at, completed_at"
 )
-_TASK_UPDATABLE = frozenset(
-    {
-        "status",
-        "description",
-        "repair_attempt",
-        "consumed_tokens",
-        "result_artifact_ids",
-        "required_artifact_ids",
-        "locked_by",
-    }
-)
-_FINAL_OK = frozenset({"completed", "landed", "approved"})
-_FINAL_FAILED = frozenset({"failed", "failed_terminal", "blocked", "escalated", "budget_exceeded"})
-
-
-def _run(row: sqlite3.Row) -> RunRecord:
-    return RunRecord(
-        run_id=row["run_id"],
-        kind=row["kind"],
-        name=row["name"],
-        status=row["status"],
-        previous_status=row["previous_status"],
-        description=row["description"],
-        priority=row["priority"],
-        max_cost_usd=row["max_cost_usd"],
-        spent_cost_usd=row["spent_cost_usd"],
-        max_loops=row["max_loops"],
-        loop_count=row["loop_count"],
-        message_count=row["message_count"],
-        config=json.loads(row["config_json"]),
-        failure_reason=row["failure_reason"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        completed_at=row["completed_at"],
-        failed_at=row["failed_at"],
-    )
-
-
-def _task(row: sqlite3.Row) -> TaskRecord:
-    return TaskRecord(
-        task_id=row["task_id"],
-        run_id=row["run_id"],
-        task_order=row["task_order"],
-        description=row["description"],
-        context_files=json.loads(row["context_files"]),
-        required_artifact_ids=json.loads(row["required_artifact_ids"]),
-        status=row["status"],
-        result_artifact_ids=json.loads(row["result_artifact_ids"]),
-        repair_attempt=row["repair_attempt"],
-        consumed_tokens=row["consumed_tokens"],
-        started_at=row["started_at"],
-        locked_at=row["locked_at"],
-        locked_by=row["locked_by"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        completed_at=row["completed_at"],
-    )
-
-
-def _artifact(row: sqlite3.Row) -> ArtifactRecord:
-    return ArtifactRecord(
-        artifact_id=row["artifact_id"],
-        run_id=row["run_id"],
-        file_path=row["file_path"],
-        version_number=row["version_number"],
-        supersedes_id=row["supersedes_id"],
-        is_deleted=bool(row["is_deleted"]),
-        kind=row["kind"],
-        mime_type=row["mime_type"],
-        checksum=row["checksum"],
-        size_bytes=row["size_bytes"],
-        metadata=json.loads(row["metadata_json"]),
-        created_at=row["created_at"],
-    )
-
-
-def _checkpoint(row: sqlite3.Row) -> CheckpointRecord:
-    return CheckpointRecord(
-        checkpoint_id=row["checkpoint_id"],
-        run_id=row["run_id"],
-        step_index=row["step_index"],
-        step_id=row["step_id"],
-        step_digest=row["step_digest"],
-        status=row["status"],
-        state_hash=row["state_hash"],
-        policy_hash=row["policy_hash"],
-        delta=json.loads(row["delta_json"]),
-        info=json.loads(row["info_json"]),
-        created_at=row["created_at"],
-    )
 
 
 _SCAN_SQL = (
@@ -509,7 +423,7 @@ class SQLiteStore:
 
     def update_run(self, run_id: str, **changes: Any) -> RunRecord:
         """Change a run; ``status`` moves ``previous_status`` and the end timestamps."""
-        unknown = set(changes) - _RUN_UPDATABLE
+        unknown = set(changes) - RUN_UPDATABLE
         if unknown:
             raise StoreError(f"cannot update run field(s) {sorted(unknown)}")
         now = self.now()
@@ -529,10 +443,10 @@ class SQLiteStore:
             if status is not None and status != run["status"]:
                 sets.append("previous_status = ?")
                 args.append(run["status"])
-                if status in _FINAL_OK:
+                if status in FINAL_OK:
                     sets.append("completed_at = ?")
                     args.append(now)
-                elif status in _FINAL_FAILED:
+                elif status in FINAL_FAILED:
                     sets.append("failed_at = ?")
                     args.append(now)
             self._write(f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?", (*args, run_id))
@@ -586,7 +500,7 @@ class SQLiteStore:
 
     def update_task(self, run_id: str, task_id: str, **changes: Any) -> TaskRecord:
         """Change a task; ``status`` must be one of TASK_STATUSES."""
-        unknown = set(changes) - _TASK_UPDATABLE
+        unknown = set(changes) - TASK_UPDATABLE
         if unknown:
             raise StoreError(f"cannot update task field(s) {sorted(unknown)}")
         status = changes.get("status")
@@ -621,18 +535,114 @@ class SQLiteStore:
         )
         return [_task(r) for r in rows]
 
-    def claim_task(self, run_id: str, task_id: str, worker: str) -> bool:
-        """Lock a task for ``worker`` unless another worker holds it."""
-        now = self.now()
+    def claim_task(
+        self, run_id: str, task_id: str, worker: str, ttl_s: float | None = None
+    ) -> bool:
+        """Lock a task for ``worker`` (a lease with ``ttl_s``) unless another holds it."""
+        if ttl_s is None:
+            now, until = self.now(), None
+        else:
+            now, until = lease_window(self.clock, ttl_s)
         with self.transaction():
             cur = self._write(
-                "UPDATE mission_tasks SET locked_by = ?, locked_at = ?, updated_at = ? "
-                "WHERE run_id = ? AND task_id = ? AND (locked_by IS NULL OR locked_by = ?)",
-                (worker, now, now, run_id, task_id, worker),
+                "UPDATE mission_tasks SET "
+                "locked_at = CASE WHEN locked_by = ? THEN COALESCE(locked_at, ?) ELSE ? END, "
+                "locked_by = ?, lock_expires_at = ?, updated_at = ? "
+                "WHERE run_id = ? AND task_id = ? AND (locked_by IS NULL OR locked_by = ? "
+                "OR lock_expires_at <= ?)",
+                (worker, now, now, worker, until, now, run_id, task_id, worker, now),
             )
             if cur.rowcount != 1:
                 self._get_task(run_id, task_id)  # raises when there is no such task
             return cur.rowcount == 1
+
+    # -- claims (leases) --------------------------------------------------------------
+
+    def claim_run(self, run_id: str, owner: str, ttl_s: float) -> bool:
+        """Lease the run to ``owner`` unless another owner's lease runs."""
+        now, until = lease_window(self.clock, ttl_s)
+        with self.transaction():
+            cur = self._write(
+                "UPDATE runs SET "
+                "claimed_at = CASE WHEN claimed_by = ? THEN claimed_at ELSE ? END, "
+                "claimed_by = ?, claim_expires_at = ? "
+                "WHERE run_id = ? AND (claimed_by IS NULL OR claimed_by = ? "
+                "OR claim_expires_at <= ?)",
+                (owner, now, owner, until, run_id, owner, now),
+            )
+            if cur.rowcount != 1:
+                self._claimable(run_id, None)
+            return cur.rowcount == 1
+
+    def renew_claim(
+        self, run_id: str, owner: str, ttl_s: float, task_id: str | None = None
+    ) -> bool:
+        """Extend ``owner``'s claim; False when ``owner`` does not hold it."""
+        now, until = lease_window(self.clock, ttl_s)
+        with self.transaction():
+            if task_id is None:
+                cur = self._write(
+                    "UPDATE runs SET claim_expires_at = ? WHERE run_id = ? AND claimed_by = ?",
+                    (until, run_id, owner),
+                )
+            else:
+                cur = self._write(
+                    "UPDATE mission_tasks SET lock_expires_at = ?, updated_at = ? "
+                    "WHERE run_id = ? AND task_id = ? AND locked_by = ?",
+                    (until, now, run_id, task_id, owner),
+                )
+            if cur.rowcount != 1:
+                self._claimable(run_id, task_id)
+            return cur.rowcount == 1
+
+    def release_claim(self, run_id: str, owner: str, task_id: str | None = None) -> bool:
+        """Drop ``owner``'s claim; False when ``owner`` does not hold it."""
+        with self.transaction():
+            if task_id is None:
+                cur = self._write(
+                    "UPDATE runs SET claimed_by = NULL, claimed_at = NULL, "
+                    "claim_expires_at = NULL WHERE run_id = ? AND claimed_by = ?",
+                    (run_id, owner),
+                )
+            else:
+                cur = self._write(
+                    "UPDATE mission_tasks SET locked_by = NULL, locked_at = NULL, "
+                    "lock_expires_at = NULL, updated_at = ? "
+                    "WHERE run_id = ? AND task_id = ? AND locked_by = ?",
+                    (self.now(), run_id, task_id, owner),
+                )
+            if cur.rowcount != 1:
+                self._claimable(run_id, task_id)
+            return cur.rowcount == 1
+
+    def get_claim(self, run_id: str, task_id: str | None = None) -> ClaimRecord | None:
+        """The claim in force on the run (or its task), or None."""
+        if task_id is None:
+            row = self._db.execute(
+                "SELECT claimed_by, claimed_at, claim_expires_at FROM runs WHERE run_id = ?",
+                (run_id,),
+            ).fetchone()
+        else:
+            row = self._db.execute(
+                "SELECT locked_by, COALESCE(locked_at, updated_at), lock_expires_at "
+                "FROM mission_tasks "
+                "WHERE run_id = ? AND task_id = ?",
+                (run_id, task_id),
+            ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        if row[2] is not None and row[2] <= self.now():
+            return None
+        return ClaimRecord(
+            run_id=run_id, task_id=task_id, owner=row[0], claimed_at=row[1], expires_at=row[2]
+        )
+
+    def _claimable(self, run_id: str, task_id: str | None) -> None:
+        """Raise when the run (or its task) does not exist."""
+        if task_id is not None:
+            self._get_task(run_id, task_id)
+        elif self.get_run(run_id) is None:
+            raise StoreError(f"no run {run_id}")
 
     # -- artifacts and timeline ------------------------------------------------------
 
