@@ -317,6 +317,20 @@ def test_an_append_waits_for_an_open_transaction_then_chains_after_it(db: Databa
     assert [r["type"] for r in second.ledger_rows()] == ["first", "second"]
 
 
+def test_damaged_rows_are_read_as_stored_and_verification_names_them(db: Database) -> None:
+    store = db.open()
+    for i in range(3):
+        store.append_ledger("e", "run-1", {"i": i})
+    db.sql("UPDATE ledger SET leaf_hash = 'é-not-a-digest' WHERE seq = 1")
+    rows = list(store.ledger_rows())
+    assert rows[1]["leaf_hash"] == "é-not-a-digest"
+    scanned = [row for batch in store.ledger_scan() for row in batch]
+    assert scanned[1][2] == "é-not-a-digest".encode()
+    report = verify_store(store, None)
+    assert not report.ok
+    assert (report.first_bad_seq, report.reason_code) == (1, ReasonCode.LEDGER_TAMPERED.value)
+
+
 WORKERS = 4
 APPENDS = 500
 

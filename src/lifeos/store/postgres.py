@@ -984,7 +984,7 @@ class PostgresStore:
         for batch in _scan_ledger(self._db, start, end, self.where):
             for seq, entry, leaf, type_, run_id in batch:
                 yield LedgerRow(
-                    seq=seq, entry=entry, leaf_hash=leaf.decode("ascii"), type=type_, run_id=run_id
+                    seq=seq, entry=entry, leaf_hash=leaf.decode("utf-8"), type=type_, run_id=run_id
                 )
 
     def ledger_scan(
