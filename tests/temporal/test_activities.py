@@ -141,3 +141,30 @@ def test_the_cli_loads_no_temporal_code_until_a_command_needs_it() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_phase_holds_the_run_lease_and_waits_for_another_holder(demo: Path) -> None:
+    from temporalio.exceptions import ApplicationError
+
+    run_id = hydrate(demo, "T-1")
+    holders: list[Any] = []
+
+    def say(line: str) -> None:  # the spine's progress, while the phase runs
+        with opener(demo)(lambda _line: None) as spine:
+            holders.append(spine.store.get_claim(run_id))
+
+    acts = SpineActivities(opener(demo), say=say, heartbeat_every_s=0.01)
+    env = ActivityEnvironment()
+    with opener(demo)(lambda _line: None) as spine:
+        assert spine.store.claim_run(run_id, "someone-else", 60)
+    with pytest.raises(ApplicationError) as held:
+        env.run(acts.step, {"run_id": run_id})
+    assert held.value.type == "RUN_CLAIMED" and "someone-else" in held.value.message
+    assert not held.value.non_retryable  # Temporal tries again later
+    with opener(demo)(lambda _line: None) as spine:
+        assert spine.store.get_run(run_id)["config"]["phase"] == "hydrate"  # nothing ran
+        assert spine.store.release_claim(run_id, "someone-else")
+    env.run(acts.step, {"run_id": run_id})
+    assert holders and all(h is not None and h["owner"].startswith("temporal:") for h in holders)
+    with opener(demo)(lambda _line: None) as spine:
+        assert spine.store.get_claim(run_id) is None  # released when the phase ended

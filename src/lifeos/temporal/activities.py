@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
@@ -32,19 +32,30 @@ SpineOpener = Callable[[Callable[[str], None]], AbstractContextManager["Spine"]]
 closes its store when done."""
 
 
+Renewal = Callable[[], AbstractContextManager[Callable[[], bool]]]
+"""Opens (in the heartbeat thread) what renews a lease: True while it is still held."""
+
+
 @contextmanager
-def heartbeats(every_s: float = contract.HEARTBEAT_EVERY_S) -> Iterator[None]:
+def heartbeats(
+    every_s: float = contract.HEARTBEAT_EVERY_S, renewal: Renewal | None = None
+) -> Iterator[None]:
     """Heartbeat the current activity from a thread every ``every_s`` seconds while the
-    block runs (the block itself may be busy for minutes in an agent call)."""
+    block runs (the block itself may be busy for minutes in an agent call); with
+    ``renewal``, renew a lease with each heartbeat until it is lost or the activity is
+    cancelled."""
     stop = threading.Event()
     context = contextvars.copy_context()  # the activity's context, for activity.heartbeat
 
     def beat() -> None:
-        while not stop.wait(every_s):
-            try:
-                activity.heartbeat()
-            except Exception:  # the worker is shutting down: nothing left to tell
-                return
+        with renewal() if renewal is not None else nullcontext(None) as renew:
+            while not stop.wait(every_s):
+                try:
+                    activity.heartbeat()
+                    if renew is not None and (activity.is_cancelled() or not renew()):
+                        renew = None
+                except Exception:  # the worker is shutting down: nothing left to tell
+                    return
 
     thread = threading.Thread(
         target=context.run, args=(beat,), name="lifeos-heartbeat", daemon=True
@@ -96,8 +107,10 @@ class SpineActivities:
 
         if recovering:
             progress(f"recovering (attempt {attempt}): what was journaled is replayed")
+        info = activity.info()
+        owner = f"temporal:{info.workflow_id}/{info.activity_id}#{attempt}"
         try:
-            with heartbeats(self.heartbeat_every_s), self.open_spine(progress) as spine:
+            with self.open_spine(progress) as spine, self._lease(spine, run_id, owner):
                 outcome = spine.step(run_id, recovering=recovering)
                 made, replayed = spine.calls
                 approval = None
@@ -115,6 +128,42 @@ class SpineActivities:
             "agent_calls": made,
             "replayed_calls": replayed,
         }
+
+    @contextmanager
+    def _lease(self, spine: Spine, run_id: str, owner: str) -> Iterator[None]:
+        """Hold the run's lease in the store while the phase runs, renewed with each
+        heartbeat (from a store of the heartbeat thread's own): one phase of a run at a
+        time, whoever else drives it. A lease still held by another attempt (a worker
+        gone silent but not yet stopped) fails this attempt; Temporal tries again."""
+        store = spine.store
+        if store.get_run(run_id) is None:  # the step says what is wrong with it
+            with heartbeats(self.heartbeat_every_s):
+                yield
+            return
+        if not store.claim_run(run_id, owner, contract.LEASE_TTL_S):
+            held = store.get_claim(run_id)
+            raise ApplicationError(
+                f"run {run_id} is held by {held['owner'] if held else 'another driver'}",
+                type="RUN_CLAIMED",
+            )
+
+        @contextmanager
+        def renewal() -> Iterator[Callable[[], bool]]:
+            with self.open_spine(lambda _line: None) as own:
+
+                def renew() -> bool:
+                    held = own.store.renew_claim(run_id, owner, contract.LEASE_TTL_S)
+                    if not held:
+                        self.say(f"run {run_id}: lease lost by {owner}")
+                    return held
+
+                yield renew
+
+        try:
+            with heartbeats(self.heartbeat_every_s, renewal=renewal):
+                yield
+        finally:
+            store.release_claim(run_id, owner)
 
     @activity.defn(name=contract.DECIDE_ACTIVITY)
     def decide(self, request: dict[str, Any]) -> dict[str, Any]:

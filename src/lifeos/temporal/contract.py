@@ -46,6 +46,8 @@ HEARTBEAT_EVERY_S = 1.0
 """How often a running phase tells Temporal its worker is alive."""
 HEARTBEAT_TIMEOUT = timedelta(seconds=4)
 """A phase whose worker has been silent this long is retried on another worker."""
+LEASE_TTL_S = HEARTBEAT_TIMEOUT.total_seconds()
+"""A phase holds its run's lease in the store this long past its last heartbeat."""
 PHASE_TIMEOUT = timedelta(hours=12)
 """The longest one phase may run (an agent's build can take long; heartbeats catch a
 dead worker far sooner)."""
