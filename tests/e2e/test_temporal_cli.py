@@ -10,7 +10,10 @@ replay server counted, so the calls a run used are exactly what the server serve
 
 The faults: a worker killed (SIGKILL) in the middle of a build while another one polls
 the same task queue; a paused run's worker killed and replaced before the approval is
-sent; a decision refused by the worker (the policy changed); an unreachable server.
+sent; a decision refused by the worker (the policy changed); an unreachable server. The
+kill runs twice: with the repository's SQLite store, and with the store in PostgreSQL
+(``LIFEOS_STORE_URL``, a throwaway server from tests/store/pgserver.py; skipped with the
+reason when the machine has no PostgreSQL binaries).
 """
 
 from __future__ import annotations
@@ -51,25 +54,35 @@ T1_CALLS = 6  # designer 1, builder 3 turns, reviewers 2
 PHASES = ["hydrate", "policy", "design", "build", "review", "steward", "close"]
 
 
+STORE_URL: dict[str, str] = {}
+"""``LIFEOS_STORE_URL`` for the ``lifeos`` processes of the test running (empty: SQLite)."""
+
+
 def run_env() -> dict[str, str]:
-    """A ``lifeos`` process's environment: this one's, without LIFEOS_* overrides."""
+    """A ``lifeos`` process's environment: this one's, without LIFEOS_* overrides (but
+    the store of the test running)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIFEOS_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     env.pop("TEMPORAL_ADDRESS", None)
+    env.update(STORE_URL)
     return env
 
 
-def lifeos(cwd: Path, *args: str, timeout: float = 180) -> Any:
+def lifeos(cwd: Path, *args: str, timeout: float = 180, local: bool = False) -> Any:
+    """Run ``lifeos ARGS``; ``local``: with the repository's own SQLite store."""
+    env = run_env()
+    if local:
+        env.pop("LIFEOS_STORE_URL", None)
     proc = subprocess.run(
-        [LIFEOS, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=run_env()
+        [LIFEOS, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
     )
     assert "Traceback" not in proc.stderr and "Fatal Python error" not in proc.stderr, proc.stderr
     return proc
 
 
-def spine_json(repo: Path, *args: str) -> tuple[int, Any]:
-    proc = lifeos(repo, "spine", *args, "--json")
+def spine_json(repo: Path, *args: str, local: bool = False) -> tuple[int, Any]:
+    proc = lifeos(repo, "spine", *args, "--json", local=local)
     try:
         return proc.returncode, json.loads(proc.stdout)
     except ValueError:
@@ -174,9 +187,10 @@ class HoldingProxy:
         self.thread.start()
 
     def arm(self, nth: int) -> None:
-        """Hold the ``nth`` request from now on."""
+        """Hold the ``nth`` request from now on (``held`` is set once it is)."""
         with self.lock:
             self.hold_at = self.seen + nth
+            self.held = threading.Event()
 
     def stop(self) -> None:
         self.release.set()
@@ -256,11 +270,12 @@ def temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
 
 @pytest.fixture(scope="module")
 def agents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agents]:
-    """One replay server for the module, every recording served up to three times."""
+    """One replay server for the module (for each xdist worker), every recording served
+    up to eight times: each run of a task uses its recordings once."""
     lines = (demo_source() / "cassettes" / "demo.jsonl").read_text().splitlines()
     header, recordings = lines[0], [line for line in lines[1:] if line.strip()]
-    cassette = tmp_path_factory.mktemp("agents") / "demo-x3.jsonl"
-    cassette.write_text("\n".join([header, *[r for r in recordings for _ in range(3)]]) + "\n")
+    cassette = tmp_path_factory.mktemp("agents") / "demo-x8.jsonl"
+    cassette.write_text("\n".join([header, *[r for r in recordings for _ in range(8)]]) + "\n")
     served = Agents(cassette)
     yield served
     served.stop()
@@ -289,6 +304,44 @@ def copy_of(pristine: Path, where: Path) -> Path:
     return Path(shutil.copytree(pristine, where / "repo", symlinks=True))
 
 
+def _pgserver() -> Any:
+    """tests/store/pgserver.py (the store tests' throwaway PostgreSQL server)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "store" / "pgserver.py"
+    spec = importlib.util.spec_from_file_location("lifeos_test_pgserver", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Any]:
+    server = _pgserver().start_server()
+    if isinstance(server, str):
+        pytest.skip(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The store the test's ``lifeos`` processes share: SQLite, or a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    server = request.getfixturevalue("postgres")
+    STORE_URL["LIFEOS_STORE_URL"] = server.database_url(tmp_path)
+    try:
+        yield "postgresql"
+    finally:
+        STORE_URL.clear()
+        server.drop_database(tmp_path)
+
+
 @pytest.fixture
 def workers() -> Iterator[list[Worker]]:
     started: list[Worker] = []
@@ -307,18 +360,19 @@ def test_a_worker_killed_mid_build_repeats_no_call_and_no_commit(
     temporal: DevServer,
     agents: Agents,
     pristine: Path,
+    store: str,
     workers: list[Worker],
 ) -> None:
     # The uninterrupted run, by the local spine: what the Temporal run must match.
     reference = copy_of(pristine, tmp_path / "reference")
     before = agents.served
-    code, straight = spine_json(reference, "run", "--task", "T-1")
+    code, straight = spine_json(reference, "run", "--task", "T-1", local=True)
     assert code == 0 and straight["state"] == "LANDED", straight
     assert agents.served - before == straight["agent_calls"] == T1_CALLS
 
     repo = copy_of(pristine, tmp_path / "temporal")
     untouched = checkout_state(repo)
-    queue = "kill-mid-build"
+    queue = f"kill-mid-build-{store}"
     workers += [Worker(repo, temporal, queue, "A"), Worker(repo, temporal, queue, "B")]
     before = agents.served
     agents.proxy.arm(3)  # designer, builder turn 1, then builder turn 2 is held
@@ -331,7 +385,11 @@ def test_a_worker_killed_mid_build_repeats_no_call_and_no_commit(
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_for(agents.proxy.held.is_set, "the build's second model turn")
+    wait_for(
+        lambda: agents.proxy.held.is_set() or submitted.poll() is not None,
+        "the build's second model turn",
+    )
+    assert submitted.poll() is None, (submitted.communicate(), [w.text() for w in workers])
     building = [w for w in workers if "build (attempt 1)" in w.text()]
     assert len(building) == 1, [w.text() for w in workers]
     killed = building[0]
@@ -366,6 +424,8 @@ def test_a_worker_killed_mid_build_repeats_no_call_and_no_commit(
         reference, "rev-parse", f"{straight['commit']}^^{{tree}}"
     )
     assert landed_files(repo, landed["commit"]) == landed_files(reference, straight["commit"])
+    if store == "postgresql":  # the run lives there, not in the repository's file
+        assert not (repo / ".lifeos" / "lifeos.db").exists()
     assert lifeos(repo, "evidence", "verify", run_id).returncode == 0
     assert lifeos(repo, "ledger", "verify").returncode == 0
     assert checkout_state(repo) == untouched
