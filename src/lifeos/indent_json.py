@@ -8,20 +8,25 @@ there. Here only containers that hold other containers are walked in Python; eve
 encoder, with the item separator carrying the newline and indentation of its level.
 A JSON string never holds a raw newline (it is escaped), so the separator cannot
 appear inside a value.
+
+A large list of objects can also be given by columns, as a :class:`Table`: it is
+encoded exactly as the list of objects would be, without building one dict per row.
 """
 
 from __future__ import annotations
 
 import json
 import json.encoder
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["indented"]
+__all__ = ["Table", "indented"]
 
 _INDENT = 2
 _SCALARS = (str, int, float, bool, type(None))
 _SCALAR_TYPES = frozenset(_SCALARS)
+_TEXT_TYPES = frozenset((str, type(None)))
+_encode_string = json.encoder.encode_basestring
 
 
 def _reference(obj: Any) -> str:
@@ -37,11 +42,12 @@ _encoders: dict[int, Callable[[Any, int], tuple[str, ...]]] = {}
 
 
 def _leaf_encoder(level: int) -> Callable[[Any, int], tuple[str, ...]]:
-    """The C encoder whose item separator starts a new line at ``level``."""
+    """The C encoder whose item separator starts a new line at ``level`` (level -1:
+    a NUL, for :func:`_encode_each`)."""
     enc = _encoders.get(level)
     if enc is None:
         assert _make is not None
-        sep = ",\n" + " " * (_INDENT * level)
+        sep = ",\n" + " " * (_INDENT * level) if level >= 0 else "\0"
         enc = _make(
             None,  # no circular-reference markers: a leaf holds no containers
             _fail,
@@ -82,7 +88,108 @@ def _rows(obj: list[Any] | tuple[Any, ...], level: int) -> str | None:
     return "[\n" + inner + "{\n" + row_inner + text + "\n" + inner + "}" + close + "]"
 
 
+class Table:
+    """A list of objects given by columns: ``columns[key][i]`` is the value of ``key`` in
+    object ``i``, and None leaves ``key`` out of that object. Values are JSON scalars
+    (a string, a number, a boolean); every column has one value per object.
+
+    :func:`indented` encodes it byte for byte as it encodes :meth:`objects`.
+    """
+
+    __slots__ = ("columns", "length")
+
+    def __init__(self, columns: Mapping[str, Sequence[Any]]) -> None:
+        self.columns = dict(columns)
+        lengths = {len(values) for values in self.columns.values()}
+        if len(lengths) > 1:
+            raise ValueError("every column of a table needs one value per row")
+        self.length = lengths.pop() if lengths else 0
+
+    def objects(self) -> list[dict[str, Any]]:
+        """The list of objects the table stands for."""
+        keys = list(self.columns)
+        return [
+            {k: v for k, v in zip(keys, row, strict=True) if v is not None}
+            for row in zip(*self.columns.values(), strict=True)
+        ]
+
+
+def _expand(obj: Any) -> Any:
+    """``obj`` with every :class:`Table` replaced by its list of objects."""
+    if isinstance(obj, Table):
+        return obj.objects()
+    if isinstance(obj, dict):
+        return {k: _expand(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_expand(v) for v in obj]
+    return obj
+
+
+def _encode_each(values: list[Any]) -> list[str]:
+    """Each scalar of ``values`` as JSON text, in one C call: the items are separated
+    by NUL, which the encoder writes inside a string only as ``\\u0000``."""
+    text = "".join(_leaf_encoder(-1)(values, 0))
+    return text[1:-1].split("\0")
+
+
+def _table(table: Table, level: int) -> str | None:
+    """``table`` encoded at ``level``, or None when it is not all scalars (then it is
+    encoded as its list of objects)."""
+    n = table.length
+    if n == 0:
+        return "[]"
+    inner = " " * (_INDENT * (level + 1))
+    field = ",\n" + " " * (_INDENT * (level + 2))
+    columns: list[list[str]] = []
+    first_always = False  # whether the first key written is in every row
+    for key in sorted(table.columns):
+        values = list(table.columns[key])
+        absent = values.count(None)
+        if absent == n:
+            continue
+        types = set(map(type, values))
+        if not isinstance(key, str) or not _SCALAR_TYPES.issuperset(types):
+            return None
+        if not columns:
+            first_always = not absent
+        # Each value's text with the field separator and key before it ("" when absent).
+        prefix = (field if columns or absent else field[1:]) + _encode_string(key) + ": "
+        distinct = set(values) if types <= _TEXT_TYPES else None
+        if distinct is not None and len(distinct) * 4 <= n:
+            # Few different strings (a status, a mode): each encoded once. (Strings
+            # only: 1, 1.0 and True are one key of a dict but three JSON texts.)
+            known = {v: "" if v is None else prefix + _encode_string(v) for v in distinct}
+            columns.append(list(map(known.__getitem__, values)))
+        elif absent:
+            texts = _encode_each(values)
+            columns.append(
+                ["" if v is None else prefix + t for v, t in zip(values, texts, strict=True)]
+            )
+        else:
+            columns.append([prefix + t for t in _encode_each(values)])
+    rows = list(map("".join, zip(*columns, strict=True))) if columns else [""] * n
+    if "" in rows:  # an empty object is written {}: rare, left to the general walk
+        return None
+    close = "\n" + inner + "}"
+    body = (close + ",\n" + inner + "{").join(rows)
+    if not first_always:
+        # Rows start with a field separator, of which only the newline belongs after
+        # an opening brace. "{," followed by a newline appears nowhere else: a
+        # value's text ends with a quote, a digit or a letter, and a string holds no
+        # raw newline.
+        body = body.replace("{,\n", "{\n")
+        body = body[1:] if body.startswith(",") else body
+    return "[\n" + inner + "{" + body + close + "\n" + " " * (_INDENT * level) + "]"
+
+
 def _walk(obj: Any, level: int, out: list[str]) -> None:
+    if isinstance(obj, Table):
+        text = _table(obj, level)
+        if text is None:
+            _walk(obj.objects(), level, out)
+        else:
+            out.append(text)
+        return
     if not isinstance(obj, dict | list | tuple) or not obj:
         # A scalar or an empty container: the C encoder's text, unwrapped.
         out.append("".join(_leaf_encoder(level)([obj], 0))[1:-1])
@@ -125,7 +232,7 @@ def indented(obj: Any) -> str:
         ValueError: NaN or an infinity.
     """
     if _make is None:  # no C encoder: the standard library's own output
-        return _reference(obj)
+        return _reference(_expand(obj))
     out: list[str] = []
     _walk(obj, 0, out)
     return "".join(out)
