@@ -274,6 +274,15 @@ _PATHS = [
     ".git/hooks/x",
     "src/../x",
     "scripts/run.sh",
+    "SRC/B.py",
+    "src",
+    "srcx/a.py",
+    "LIFEOS.YAML",
+    "Config/x",
+    "docs/01_governance/x.md",
+    "src/ünï.py",
+    "src/new\nline.py",
+    "lifeos.pub",
 ]
 WIDE = load_policy(
     {
@@ -335,3 +344,24 @@ def test_a_quiet_rule_finds_nothing(change: Change, policy: Policy) -> None:
     for rule in DEFAULT_RULES:
         if rule.quiet_for(policy, change.status, change.old_mode, change.new_mode):
             assert rule.check(change, ctx) == []
+
+
+@given(
+    st.lists(st.sampled_from(["src/a.py", "src/b/c.py", "tests/t.py", "docs/d.md"]), max_size=30),
+    st.lists(changes(), max_size=2),
+    st.sampled_from([SEED, CODE, WIDE]),
+    st.integers(0, 30),
+    st.dictionaries(st.sampled_from([A, B]), st.integers(0, 20)),
+)
+@settings(max_examples=300, deadline=None)
+def test_rules_quiet_for_a_whole_diff_change_nothing(
+    plain_paths: list[str], odd: list[Change], policy: Policy, at: int, sizes: dict[str, int]
+) -> None:
+    """A large diff of ordinary paths lets rules skip their per-entry check; an odd
+    entry anywhere in it must still be found, in the same order."""
+    items = [add(p) for p in plain_paths]
+    items[at:at] = odd
+    targets = {A: b"../outside", B: b"src/inside"}
+    expected = _plain(items, RuleContext(policy, sizes, targets))
+    assert evaluate(items, RuleContext(policy, sizes, targets)) == expected
+    assert evaluate(items, RuleContext(policy), blobs=lambda: (sizes, targets)) == expected

@@ -9,9 +9,11 @@ from hypothesis import strategies as st
 from lifeos.policy.gate import Change, RuleContext, evaluate
 from lifeos.policy.model import load_policy
 from lifeos.policy.paths import (
+    _PLAIN,
     IGNORABLE,
     Root,
     RootSet,
+    all_plain,
     normalize_component,
     path_key,
     under_any,
@@ -180,3 +182,47 @@ def test_root_set_matches_under_any(roots: list[Root], keys: list[tuple[str, ...
 @settings(max_examples=500, deadline=None)
 def test_path_key_is_the_components_normalised(path: str) -> None:
     assert path_key(path) == tuple(normalize_component(c) for c in path.split("/"))
+
+
+# --- a whole diff at once: never a wrong "nothing to find", exact for ASCII paths ----
+
+_ODD = st.sampled_from(
+    ["", "DOCS", "Src", "x\ny", "dócs", "ſrc", "a b", ".git", "a~1", "-", ".a", "a.", "..", "a.b"]
+)
+_PATH_TEXT = st.lists(_COMPONENTS | _ODD, min_size=1, max_size=4).map("/".join)
+_ROOTS_ANY = st.lists(
+    st.tuples(
+        st.lists(
+            _COMPONENTS | st.sampled_from(["DOCS", "dócs", "ſrc", "a+b"]), min_size=1, max_size=3
+        ),
+        st.booleans(),
+    ).map(lambda spec: Root.parse("/".join(spec[0]) + ("/" if spec[1] else ""))),
+    max_size=6,
+)
+
+
+@given(_ROOTS_ANY, st.lists(_PATH_TEXT, max_size=12))
+@settings(max_examples=600, deadline=None)
+def test_root_set_at_once_agrees_with_path_by_path(roots: list[Root], paths: list[str]) -> None:
+    root_set = RootSet(roots)
+    found = [root_set.first(path_key(p)) for p in paths]
+    none, every = all(f is None for f in found), all(f is not None for f in found)
+    told = bool(paths) and all(p.isascii() and "\n" not in p for p in paths)
+    if root_set.contains_none(paths):
+        assert none
+    if root_set.contains_all(paths):
+        assert every
+    if told:  # exact, not only safe
+        assert root_set.contains_none(paths) == none
+        assert root_set.contains_all(paths) == every
+
+
+@given(st.lists(_PATH_TEXT | st.text(max_size=12), max_size=12))
+@settings(max_examples=600, deadline=None)
+def test_all_plain_only_when_every_path_is_safe(paths: list[str]) -> None:
+    if all_plain(paths):
+        assert paths and all(unsafe_reason(p) is None for p in paths)
+    if paths and not any("\n" in p for p in paths):  # exact: every path plain
+        assert all_plain(paths) == all(_PLAIN.fullmatch(p) is not None for p in paths)
+    assert all_plain(["src/a.py", "docs/b-c_d.md", "X/Y@1"])
+    assert not all_plain(["src/a.py", "src/..", "b"]) and not all_plain([])

@@ -17,6 +17,7 @@ before every root check, then protected paths and the denylist, then the allowli
 
 from __future__ import annotations
 
+import operator
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from lifeos.policy.model import Policy
 from lifeos.policy.paths import (
     Root,
     RootSet,
+    all_plain,
     normalize_component,
     path_key,
     under_any,
@@ -129,6 +131,13 @@ class Rule:
         """True when the rule finds nothing for *any* entry of this status and these
         modes, whatever its paths, so a large diff skips it per kind of entry, not per
         entry. The default, False, always runs :meth:`check`."""
+        return False
+
+    def quiet_for_all(self, changes: Sequence[Change], ctx: RuleContext) -> bool:
+        """True when the rule finds nothing for any of ``changes``, seen in one look at
+        all of them (a few searches over all the paths), so a large diff skips its
+        check per entry. It may say False whenever it cannot tell cheaply; then
+        :meth:`check` runs. The default, False, always runs :meth:`check`."""
         return False
 
     def finding(self, path: str, message: str, code: ReasonCode | None = None) -> Finding:
@@ -268,6 +277,10 @@ class SizeLimitRule(Rule):
     def quiet_for(self, policy: Policy, status: str, old_mode: str, new_mode: str) -> bool:
         return new_mode in (MODE_NONE, MODE_GITLINK)
 
+    def quiet_for_all(self, changes: Sequence[Change], ctx: RuleContext) -> bool:
+        limit = ctx.policy.max_file_bytes
+        return limit is None or max(ctx.sizes.values(), default=0) <= limit
+
     def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
         limit = ctx.policy.max_file_bytes
         if limit is None or change.new_mode in (MODE_NONE, MODE_GITLINK):
@@ -285,6 +298,9 @@ class PathSafetyRule(Rule):
 
     code = ReasonCode.PATH_UNSAFE
     terminal = True
+
+    def quiet_for_all(self, changes: Sequence[Change], ctx: RuleContext) -> bool:
+        return all_plain(_all_paths(changes))
 
     def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
         out = []
@@ -305,6 +321,9 @@ class ProtectedPathRule(Rule):
     def active(self, policy: Policy) -> bool:
         return bool(policy.protected)
 
+    def quiet_for_all(self, changes: Sequence[Change], ctx: RuleContext) -> bool:
+        return ctx.protected.contains_none(_all_paths(changes))
+
     def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
         if not ctx.protected:
             return []
@@ -324,6 +343,9 @@ class DenylistRule(Rule):
     code = ReasonCode.DENYLISTED_PATH
     terminal = True
 
+    def quiet_for_all(self, changes: Sequence[Change], ctx: RuleContext) -> bool:
+        return ctx.denylist.contains_none(_all_paths(changes))
+
     def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
         out = []
         for p in change.paths():
@@ -331,6 +353,11 @@ class DenylistRule(Rule):
             if root is not None:
                 out.append(self.finding(p, f"under denylisted root {root.text}"))
         return out
+
+
+def _all_paths(changes: Sequence[Change]) -> list[str]:
+    """Every path the entries name (:meth:`Change.paths` of each), in no set order."""
+    return [c.path for c in changes] + [c.old_path for c in changes if c.old_path is not None]
 
 
 def _changed_paths(change: Change) -> tuple[str, ...]:
@@ -346,6 +373,12 @@ class AllowlistRule(Rule):
 
     code = ReasonCode.OUTSIDE_ALLOWLIST
     terminal = True
+
+    def quiet_for_all(self, changes: Sequence[Change], ctx: RuleContext) -> bool:
+        return ctx.allowlist.contains_all(
+            [c.path for c in changes]
+            + [c.old_path for c in changes if c.old_path is not None and c.status != "C"]
+        )
 
     def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
         return [
@@ -452,13 +485,15 @@ def evaluate(
     """
     active = [rule for rule in rules if rule.active(ctx.policy)]
     if blobs is None or not any(rule.needs_blobs for rule in active):
-        findings = _one_pass(changes, ctx, active)
+        findings = _one_pass(changes, ctx, _to_check(changes, ctx, list(enumerate(active))))
     else:
         plan = list(enumerate(active))
         hits: dict[int, list[tuple[int, list[Finding]]]] = {}
-        _collect(changes, ctx, [(i, r) for i, r in plan if not r.needs_blobs], hits)
+        first = [(i, r) for i, r in plan if not r.needs_blobs]
+        _collect(changes, ctx, _to_check(changes, ctx, first), hits)
         ctx.sizes, ctx.link_targets = blobs()
-        _collect(changes, ctx, [(i, r) for i, r in plan if r.needs_blobs], hits)
+        then = [(i, r) for i, r in plan if r.needs_blobs]
+        _collect(changes, ctx, _to_check(changes, ctx, then), hits)
         findings = []
         for index in sorted(hits):
             for rule_index, found in sorted(hits[index], key=lambda hit: hit[0]):
@@ -499,10 +534,29 @@ class _Plans(dict[tuple[str, str, str], list[_Check]]):
         self[kind] = checks
         return checks
 
+    def any_checks(self, changes: Sequence[Change]) -> bool:
+        """Whether any entry of ``changes`` has a check to run (its kinds seen at once)."""
+        return any(self[kind] for kind in set(map(_KIND, changes)))
 
-def _one_pass(changes: Sequence[Change], ctx: RuleContext, rules: list[Rule]) -> list[Finding]:
+
+_KIND = operator.itemgetter(0, 1, 2)  # an entry's (status, old mode, new mode)
+
+
+def _to_check(
+    changes: Sequence[Change], ctx: RuleContext, plan: list[tuple[int, Rule]]
+) -> list[tuple[int, Rule]]:
+    """The rules of ``plan`` to run entry by entry: those not quiet for all ``changes``
+    (a rule that finds nothing changes no outcome, terminal or not)."""
+    return [(i, rule) for i, rule in plan if not rule.quiet_for_all(changes, ctx)]
+
+
+def _one_pass(
+    changes: Sequence[Change], ctx: RuleContext, plan: list[tuple[int, Rule]]
+) -> list[Finding]:
     findings: list[Finding] = []
-    plans = _Plans(ctx.policy, list(enumerate(rules)))
+    plans = _Plans(ctx.policy, plan)
+    if not plans.any_checks(changes):
+        return findings
     for change in changes:
         for _, check, terminal in plans[change[:3]]:
             found = check(change, ctx)
@@ -521,6 +575,8 @@ def _collect(
 ) -> None:
     """Findings of the rules in ``plan`` by entry, tagged with each rule's position."""
     plans = _Plans(ctx.policy, plan)
+    if not plans.any_checks(changes):
+        return
     for index, change in enumerate(changes):
         for rule_index, check, terminal in plans[change[:3]]:
             found = check(change, ctx)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
     "IGNORABLE",
     "Root",
     "RootSet",
+    "all_plain",
     "normalize_component",
     "path_key",
     "under_any",
@@ -41,6 +42,10 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # and hold no space, '~', ':' or backslash (so no '.git', '..', short name or stream).
 _PLAIN_PART = r"[A-Za-z0-9_+,=@-](?:[A-Za-z0-9_.+,=@-]*[A-Za-z0-9_+,=@-])?"
 _PLAIN = re.compile(rf"{_PLAIN_PART}(?:/{_PLAIN_PART})*")
+# For all_plain: the characters of plain paths with their separators, and the pairs
+# that make an empty component or one starting or ending with a dot.
+_PLAIN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.+,=@-/\n"
+_NOT_PLAIN_PAIRS = ("/.", "./", "\n.", ".\n", "//", "\n/", "/\n", "\n\n")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -103,6 +108,27 @@ def unsafe_reason(path: str) -> str | None:
     return None
 
 
+def _lines(paths: Sequence[str]) -> str | None:
+    """``paths`` one a line, or None when there are none or one holds a newline (then
+    lines and paths are not the same)."""
+    text = "\n".join(paths)
+    return text if paths and text.count("\n") == len(paths) - 1 else None
+
+
+def all_plain(paths: Sequence[str]) -> bool:
+    """Whether every path is plainly safe (:func:`unsafe_reason` is None for each),
+    seen at once over all of them; False when some path needs a closer look.
+
+    Plain (see ``_PLAIN``): only the characters of ``_PLAIN_CHARS``, and no component
+    empty or starting or ending with a dot, which here means no ``/`` or newline (the
+    paths' separator) next to a dot, another separator or an end.
+    """
+    text = _lines(paths)
+    if not text or not text.isascii() or text.encode().translate(None, _PLAIN_CHARS):
+        return False
+    return not (text[0] in "./\n" or text[-1] in "./\n" or any(b in text for b in _NOT_PLAIN_PAIRS))
+
+
 @dataclass(frozen=True)
 class Root:
     """A policy root: a directory (``docs/``) or one file (``lifeos.yaml``)."""
@@ -150,10 +176,11 @@ class RootSet:
     directories costs a few dictionary lookups per path, whatever the number of roots.
     """
 
-    __slots__ = ("_by_parent", "_dirs", "_files", "roots")
+    __slots__ = ("_by_parent", "_dirs", "_files", "_patterns", "roots")
 
     def __init__(self, roots: Iterable[Root]) -> None:
         self.roots = tuple(roots)
+        self._patterns: tuple[list[str], list[str]] | None = None
         self._files: dict[tuple[str, ...], int] = {}
         for i, root in enumerate(self.roots):
             if not root.is_dir:
@@ -178,3 +205,52 @@ class RootSet:
         if file_index >= 0 and (index < 0 or file_index < index):
             index = file_index
         return self.roots[index] if index >= 0 else None
+
+    # A whole diff at once. For ASCII paths the key is the lower-cased path split at
+    # "/", so a directory root contains a path exactly when the lower-cased path
+    # starts with the root's key joined by "/" and a "/", and a file root when it is
+    # that text. With each path between two newlines of its own, both are substring
+    # searches. Paths with other characters, or a newline, are not told at once.
+
+    def _lines(self, paths: Sequence[str]) -> str | None:
+        text = "\n" + "\n\n".join(paths) + "\n"
+        if not paths or text.count("\n") != 2 * len(paths) or not text.isascii():
+            return None
+        return text.lower()
+
+    def _texts(self) -> tuple[list[str], list[str]]:
+        """Each directory root as "\\nKEY/" and each file root as "\\nKEY\\n", without
+        roots inside another directory root (so no path is counted twice)."""
+        if self._patterns is None:
+            dirs = sorted({"/".join(k) + "/" for _, k in self._dirs})
+            dirs = [d for d in dirs if not any(d.startswith(o) for o in dirs if o != d)]
+            files = sorted({"/".join(k) for k in self._files})
+            files = [f for f in files if not any(f.startswith(d) for d in dirs)]
+            self._patterns = (["\n" + d for d in dirs], ["\n" + f + "\n" for f in files])
+        return self._patterns
+
+    def contains_none(self, paths: Sequence[str]) -> bool:
+        """Whether no root contains any of ``paths``, seen at once; False when some
+        root does, or when that cannot be told at once (then ask :meth:`first`)."""
+        if not self.roots:
+            return True
+        text = self._lines(paths)
+        if text is None:
+            return False
+        dirs, files = self._texts()
+        return not any(d in text for d in dirs) and not any(f in text for f in files)
+
+    def contains_all(self, paths: Sequence[str]) -> bool:
+        """Whether some root contains each of ``paths``, seen at once; False when one
+        is outside every root, or when that cannot be told at once.
+
+        Each path is counted once at most (it starts with at most one of the
+        directory texts, none of which is inside another, or is one file root's), so
+        the counts add up to the number of paths exactly when every path is in some
+        root.
+        """
+        text = self._lines(paths)
+        if text is None:
+            return False
+        dirs, files = self._texts()
+        return sum(map(text.count, dirs)) + sum(map(text.count, files)) == len(paths)
