@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from pathlib import Path
 
 import click
 
@@ -44,19 +42,14 @@ def check_cmd(
     from lifeos.cli._common import load_settings
     from lifeos.errors import EXIT_BLOCKED, EXIT_OK, InputError
     from lifeos.policy import prefetch
-    from lifeos.policy.gate import ChangeSet, judge, read_change
+    from lifeos.policy.gate import judge, read_change
     from lifeos.threads import in_background
 
-    early = prefetch.take(Path.cwd(), base, head)
-    if early is not None:  # the entry point started reading before the CLI loaded
-        where = early.where()
-        if not where.in_git:
-            raise InputError(f"{where.root}: not inside a git repository")
-        change: Callable[[], ChangeSet] = early.change
-    else:
-        where = repo()
-        if not where.in_git:
-            raise InputError(f"{where.root}: not inside a git repository")
+    where = repo()
+    change = prefetch.take(where, base, head)  # started by the entry point, if it was
+    if not where.in_git:
+        raise InputError(f"{where.root}: not inside a git repository")
+    if change is None:
         # git reads the change (most of the time, for a large one) while the policy loads.
         # HEAD was just resolved by finding the repository: no need to ask git again.
         known = where.head if base == "HEAD" else None

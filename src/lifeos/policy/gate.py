@@ -17,6 +17,7 @@ before every root check, then protected paths and the denylist, then the allowli
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
@@ -35,11 +36,11 @@ from lifeos.policy.gitread import (
     Change,
     ChangeSet,
     GateError,
-    _blob_info,
     _display,
     git_diff_command,
     parse_raw_diff,
     read_change,
+    start_blob_info,
     worktree_tree,
 )
 from lifeos.policy.model import Policy
@@ -52,7 +53,6 @@ from lifeos.policy.paths import (
     under_any,
     unsafe_reason,
 )
-from lifeos.threads import in_background
 
 __all__ = [
     "DEFAULT_RULES",
@@ -661,14 +661,19 @@ def judge(
 ) -> GateDecision:
     """Apply ``policy`` to a change read by :func:`read_change` in repository ``root``.
 
-    Blob sizes and symlink targets are read from git on a thread while the rules that
-    need neither run.
+    Blob sizes and symlink targets are read by git while the rules that need neither
+    run.
     """
     changes = change.changes
     blobs = None
     if policy.max_file_bytes is not None or policy.allow_symlinks:
-        blobs = in_background(lambda: _blob_info(root, changes, policy), "lifeos-gate-blobs")
-    findings = evaluate(changes, RuleContext(policy), rules, blobs)
+        blobs = start_blob_info(root, changes, policy)
+    try:
+        findings = evaluate(changes, RuleContext(policy), rules, blobs)
+    finally:
+        if blobs is not None:  # waited for already, unless a rule failed or none needed it
+            with contextlib.suppress(Exception):
+                blobs()
     input_digest = sha256_hex({"base": change.base, "tree": change.tree})
     return GateDecision(
         decision_id=stable_uuid(input_digest, policy.hash),

@@ -7,20 +7,25 @@ switched off, hooks off, and every setting that could change the output pinned o
 command line, so the user's config cannot change the verdict. Without ``head`` the
 working tree is read: the tree ``git add -A`` would commit is built in a temporary index
 (never the user's), LifeOS-owned paths left as in HEAD.
+
+Git's output goes to memory files, not pipes (see :class:`GitRun`): the caller waits
+once for the process and reads what it wrote, so a thread that waits for git needs
+the interpreter only at the start and the end, not once per chunk of output while
+another thread works, and a caller may start git, do other work, then collect.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from lifeos.errors import InputError
 
 if TYPE_CHECKING:
+    import subprocess
+
     from lifeos.policy.model import Policy
 
 __all__ = [
@@ -28,12 +33,16 @@ __all__ = [
     "MODE_GITLINK",
     "MODE_NONE",
     "MODE_SYMLINK",
+    "BlobInfo",
     "Change",
     "ChangeSet",
     "GateError",
+    "GitOutput",
+    "GitRun",
     "git_diff_command",
     "parse_raw_diff",
     "read_change",
+    "start_blob_info",
     "worktree_tree",
 ]
 
@@ -146,15 +155,113 @@ def git_diff_command(root: Path, base: str, head: str) -> list[str]:
     ]
 
 
+class GitOutput(NamedTuple):
+    """What a finished git process left: its exit status and everything it wrote."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+def _memory_file() -> int:
+    """A file descriptor for a nameless read-write file (in memory where the system
+    offers ``memfd_create``, else an unlinked temporary file)."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("lifeos-git", os.MFD_CLOEXEC)
+    path = _temp_path("io")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    os.unlink(path)
+    return fd
+
+
+def _read_all(fd: int) -> bytes:
+    size, pos, chunks = os.fstat(fd).st_size, 0, []
+    while pos < size:
+        chunk = os.pread(fd, size - pos, pos)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        pos += len(chunk)
+    return b"".join(chunks)
+
+
+class GitRun:
+    """A git process, started at once, its stdout and stderr written to memory files.
+
+    ``subprocess.run(..., capture_output=True)`` pumps two pipes in a loop that takes
+    the interpreter once per chunk; a thread doing that while another thread works
+    waits up to a switch interval (5 ms) per chunk. Here git writes to files, so
+    :meth:`result` is one wait and two reads. The process runs exactly as
+    ``subprocess.run`` would run it (same arguments, environment, inherited stdin
+    unless ``stdin`` is given, file descriptors closed, signals restored).
+
+    Raises:
+        GateError: git cannot be started.
+    """
+
+    def __init__(
+        self,
+        args: list[str],
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        import subprocess
+
+        self._done: GitOutput | None = None
+        self._files: list[int] = []
+        try:
+            out, err = self._file(), self._file()
+            source = None
+            if stdin is not None:
+                source = self._file()
+                view = memoryview(stdin)
+                while view:
+                    view = view[os.write(source, view) :]
+                os.lseek(source, 0, os.SEEK_SET)
+            self._proc: subprocess.Popen[bytes] = subprocess.Popen(
+                args, env=env, cwd=cwd, stdin=source, stdout=out, stderr=err
+            )
+        except OSError as exc:
+            self._close()
+            raise GateError(f"cannot run git: {exc}") from None
+        if source is not None:
+            os.close(source)
+            self._files.remove(source)
+
+    def _file(self) -> int:
+        fd = _memory_file()
+        self._files.append(fd)
+        return fd
+
+    def _close(self) -> None:
+        for fd in self._files:
+            os.close(fd)
+        self._files.clear()
+
+    def result(self) -> GitOutput:
+        """Wait for git (once; later calls return the same output).
+
+        An interruption while waiting kills git, as ``subprocess.run`` does.
+        """
+        if self._done is None:
+            try:
+                code = self._proc.wait()
+            except BaseException:
+                self._proc.kill()
+                self._proc.wait()
+                self._close()
+                raise
+            out, err = self._files
+            self._done = GitOutput(code, _read_all(out), _read_all(err))
+            self._close()
+        return self._done
+
+
 def _run(
     args: list[str], env: Mapping[str, str] | None = None, stdin: bytes | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    try:
-        return subprocess.run(
-            args, env=_git_env(env), input=stdin, capture_output=True, check=False
-        )
-    except OSError as exc:
-        raise GateError(f"cannot run git: {exc}") from None
+) -> GitOutput:
+    return GitRun(args, _git_env(env), stdin).result()
 
 
 def _checked(args: list[str], env: Mapping[str, str] | None = None) -> bytes:
@@ -174,12 +281,17 @@ def _resolve(root: Path, rev: str, what: str, kind: str = "commit") -> str:
     return proc.stdout.decode().strip()
 
 
-def _temp_index() -> Path:
-    """A fresh path for a temporary index (git creates the file). ``tempfile`` is not
-    imported for this: it pulls in ``shutil`` and the compression modules, a visible
-    share of a short command's start-up."""
+def _temp_path(suffix: str) -> Path:
+    """A fresh path in the temporary folder. ``tempfile`` is not imported for this: it
+    pulls in ``shutil`` and the compression modules, a visible share of a short
+    command's start-up."""
     folder = os.environ.get("TMPDIR") or "/tmp"
-    return Path(folder) / f"lifeos-gate-{os.getpid()}-{os.urandom(8).hex()}.index"
+    return Path(folder) / f"lifeos-gate-{os.getpid()}-{os.urandom(8).hex()}.{suffix}"
+
+
+def _temp_index() -> Path:
+    """A fresh path for a temporary index (git creates the file)."""
+    return _temp_path("index")
 
 
 def worktree_tree(root: Path) -> str:
@@ -211,6 +323,36 @@ def parse_raw_diff(data: bytes) -> list[Change]:
     fields = data.decode("utf-8", "surrogateescape").split("\0")
     if fields and fields[-1] == "":
         fields.pop()
+    plain = _parse_pairs(fields)
+    return plain if plain is not None else _parse_entries(fields)
+
+
+_new = tuple.__new__
+
+
+def _parse_pairs(fields: list[str]) -> list[Change] | None:
+    """The usual output, without renames or copies: every entry is a header and one
+    path. None when that is not so (a rename, a copy, anything unexpected): then the
+    general parser reads it, or says where it is not in the raw format."""
+    if len(fields) % 2:
+        return None
+    changes: list[Change] = []
+    append = changes.append
+    for meta, path in zip(fields[0::2], fields[1::2], strict=True):
+        parts = meta.split(" ")
+        if len(parts) != 5 or meta[:1] != ":":
+            return None
+        old_mode, new_mode, old_sha, new_sha, status = parts
+        letter = status[:1]
+        if letter == "R" or letter == "C":
+            return None
+        # tuple.__new__ builds the same named tuple as Change(...) would, without
+        # the Python-level __new__ that handles its keywords and defaults.
+        append(_new(Change, (letter, old_mode[1:], new_mode, old_sha, new_sha, path, None, None)))
+    return changes
+
+
+def _parse_entries(fields: list[str]) -> list[Change]:
     changes: list[Change] = []
     i, n = 0, len(fields)
     while i < n:
@@ -242,42 +384,94 @@ def parse_raw_diff(data: bytes) -> list[Change]:
     return changes
 
 
+class BlobInfo(NamedTuple):
+    """What the rules may need to know about new blobs."""
+
+    sizes: dict[str, int]
+    """Size by blob id (when the policy limits size)."""
+    targets: dict[str, bytes]
+    """Symlink target by blob id (when the policy allows symlinks)."""
+
+
+def start_blob_info(
+    root: Path, changes: Sequence[Change], policy: Policy
+) -> Callable[[], BlobInfo]:
+    """Start reading the sizes of the new blobs (when the policy limits size) and the
+    symlink targets (when the policy allows symlinks), each with one ``git cat-file``
+    batch; the returned call waits for git and parses (once; later calls return the
+    same answer).
+
+    Raises:
+        GateError: git cannot be started.
+    """
+    base = _git_base(root)
+    sizes_run = links_run = None
+    try:
+        if policy.max_file_bytes is not None:
+            shas = sorted(
+                {c.new_sha for c in changes if c.new_mode not in (MODE_NONE, MODE_GITLINK)}
+            )
+            if shas:
+                sizes_run = GitRun(
+                    [*base, "cat-file", "--batch-check"], _git_env(), "\n".join(shas).encode()
+                )
+        if policy.allow_symlinks:
+            links = sorted({c.new_sha for c in changes if c.new_mode == MODE_SYMLINK})
+            if links:
+                links_run = GitRun(
+                    [*base, "cat-file", "--batch"], _git_env(), "\n".join(links).encode()
+                )
+    except BaseException:
+        if sizes_run is not None:
+            sizes_run.result()
+        raise
+    answer: list[BlobInfo] = []
+
+    def finish() -> BlobInfo:
+        if not answer:
+            sizes = _parse_sizes(sizes_run.result().stdout) if sizes_run is not None else {}
+            targets = _parse_batch(links_run.result().stdout) if links_run is not None else {}
+            answer.append(BlobInfo(sizes, targets))
+        return answer[0]
+
+    return finish
+
+
+def _parse_sizes(out: bytes) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for line in out.decode("ascii", "replace").splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2].isdigit():
+            sizes[parts[0]] = int(parts[2])
+    return sizes
+
+
+def _parse_batch(out: bytes) -> dict[str, bytes]:
+    targets: dict[str, bytes] = {}
+    pos = 0
+    while pos < len(out):
+        end = out.index(b"\n", pos)
+        header = out[pos:end].decode("ascii", "replace").split()
+        pos = end + 1
+        if len(header) != 3 or not header[2].isdigit():
+            continue
+        n = int(header[2])
+        targets[header[0]] = out[pos : pos + n]
+        pos += n + 1
+    return targets
+
+
 def _blob_info(
     root: Path, changes: Sequence[Change], policy: Policy
 ) -> tuple[dict[str, int], dict[str, bytes]]:
-    """Sizes of the new blobs (when the policy limits size) and symlink targets (when
-    the policy allows symlinks), each read with one ``git cat-file`` batch."""
-    sizes: dict[str, int] = {}
-    targets: dict[str, bytes] = {}
-    base = _git_base(root)
-    if policy.max_file_bytes is not None:
-        shas = sorted({c.new_sha for c in changes if c.new_mode not in (MODE_NONE, MODE_GITLINK)})
-        if shas:
-            proc = _run([*base, "cat-file", "--batch-check"], stdin="\n".join(shas).encode())
-            for line in proc.stdout.decode("ascii", "replace").splitlines():
-                parts = line.split()
-                if len(parts) == 3 and parts[2].isdigit():
-                    sizes[parts[0]] = int(parts[2])
-    if policy.allow_symlinks:
-        links = sorted({c.new_sha for c in changes if c.new_mode == MODE_SYMLINK})
-        if links:
-            proc = _run([*base, "cat-file", "--batch"], stdin="\n".join(links).encode())
-            out, pos = proc.stdout, 0
-            while pos < len(out):
-                end = out.index(b"\n", pos)
-                header = out[pos:end].decode("ascii", "replace").split()
-                pos = end + 1
-                if len(header) != 3 or not header[2].isdigit():
-                    continue
-                n = int(header[2])
-                targets[header[0]] = out[pos : pos + n]
-                pos += n + 1
-    return sizes, targets
+    """Sizes of the new blobs and symlink targets, read now (see :func:`start_blob_info`)."""
+    info = start_blob_info(root, changes, policy)()
+    return info.sizes, info.targets
 
 
-@dataclass(frozen=True)
-class ChangeSet:
-    """A change as read from git, before any policy is applied."""
+class ChangeSet(NamedTuple):
+    """A change as read from git, before any policy is applied (a named tuple: no
+    ``dataclasses``, which costs the early read milliseconds to import)."""
 
     base: str
     """The base commit id."""

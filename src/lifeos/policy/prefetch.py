@@ -4,9 +4,16 @@
 The command's own start-up (click, the policy model, the rules) is CPU work that needs
 no git, so the entry point calls :func:`start` first for the plain form of the command
 (the working tree against HEAD, no ``--base`` or ``--head``): git runs on a thread while
-the rest loads, and the command picks the read up with :func:`take`. It is exactly the
-read the command would make itself — the same functions, the same arguments — so an
-error surfaces the same way; only the waiting overlaps.
+the rest loads, and the command picks the read up with :func:`take`.
+
+The thread imports nothing heavy before git starts (:mod:`lifeos.policy.gitread` and
+what it needs), so git starts a few milliseconds into the process. It finds the
+repository with the same git call as :func:`lifeos.repo.detect_repo`, then makes
+exactly the read the command would make itself: the same function, the same arguments.
+The command still finds the repository its own way, and :func:`take` hands over the
+read only when it was made in that repository against that HEAD commit (otherwise
+the command reads itself): the same read in the same place, so an error surfaces the
+same way and only the waiting overlaps.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,14 +31,25 @@ if TYPE_CHECKING:
 
 __all__ = ["Prefetch", "start", "take"]
 
+# The call lifeos.repo.detect_repo makes: top level, common dir, HEAD's commit.
+_DETECT = ["git", "rev-parse", "--show-toplevel", "--git-common-dir", "HEAD"]
+_HEX = frozenset("0123456789abcdef")
+
+
+def _commit_id(text: str) -> bool:
+    return len(text) in (40, 64) and _HEX.issuperset(text)
+
 
 class Prefetch:
     """A read of the working tree against HEAD, running on a thread."""
 
     def __init__(self, cwd: Path) -> None:
         self.cwd = cwd
+        self.root: Path | None = None
+        """The repository the read is made in (None when none was started)."""
+        self.head: str | None = None
+        """The HEAD commit it reads against."""
         self._found = threading.Event()
-        self._where: RepoContext | None = None
         self._change: ChangeSet | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._read, name="lifeos-gate-prefetch")
@@ -40,27 +58,25 @@ class Prefetch:
 
     def _read(self) -> None:
         try:
-            from lifeos.repo import detect_repo
+            from lifeos.policy.gitread import GitRun, read_change
 
-            self._where = detect_repo(self.cwd)
+            found = GitRun(_DETECT, cwd=self.cwd).result()  # as detect_repo runs it
+            lines = found.stdout.decode("utf-8", "surrogateescape").splitlines()
+            if len(lines) < 3 or not lines[0].startswith("/") or not _commit_id(lines[2]):
+                return  # not a repository, or no commit yet: the command finds out itself
+            self.root, self.head = Path(lines[0]), lines[2]
             self._found.set()
-            if self._where.in_git:
-                from lifeos.policy.gitread import read_change
-
-                where = self._where
-                self._change = read_change(where.root, "HEAD", None, base_commit=where.head)
+            self._change = read_change(self.root, "HEAD", None, base_commit=self.head)
         except BaseException as exc:  # handed to the command's thread
             self._error = exc
         finally:
             self._found.set()
 
-    def where(self) -> RepoContext:
-        """The repository (waits for its detection only, not for the read)."""
+    def matches(self, where: RepoContext) -> bool:
+        """Whether the read is of ``where``'s working tree against its HEAD commit
+        (waits for the repository to be found, not for the read)."""
         self._found.wait()
-        if self._where is None:
-            assert self._error is not None
-            raise self._error
-        return self._where
+        return self.root is not None and self.root == where.root and self.head == where.head
 
     def change(self) -> ChangeSet:
         """The change read (waits for git); re-raises the read's error."""
@@ -80,20 +96,22 @@ _pending: list[Prefetch] = []
 
 def start(args: Sequence[str]) -> None:
     """Begin reading for ``lifeos gate check ARGS`` when ARGS keep the default change."""
-    if any(a.startswith(("--base", "--head", "--help")) for a in args):
+    if any(a.startswith(("--base", "--head", "--help", "-h")) for a in args):
         return
     prefetch = Prefetch(Path.cwd())
     _pending.append(prefetch)
     atexit.register(prefetch.drain)  # a command that ends early still lets git clean up
 
 
-def take(cwd: Path, base: str, head: str | None) -> Prefetch | None:
-    """The read started for this command, if it reads what the command asks for."""
+def take(where: RepoContext, base: str, head: str | None) -> Callable[[], ChangeSet] | None:
+    """A call that returns the change read early for this command (or raises the
+    read's error), or None when no read was started for it or it read something else
+    (another repository or commit, or none: repository not found early)."""
     if not _pending:
         return None
     prefetch = _pending.pop()
-    if base != "HEAD" or head is not None or prefetch.cwd != cwd:
+    if base != "HEAD" or head is not None or not prefetch.matches(where):
         with contextlib.suppress(BaseException):
             prefetch.drain()
         return None
-    return prefetch
+    return prefetch.change
