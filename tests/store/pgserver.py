@@ -22,6 +22,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -32,6 +33,26 @@ ENV_URL = "LIFEOS_TEST_PG_URL"
 ENV_BIN = "LIFEOS_TEST_PG_BIN"
 BINARIES = ("initdb", "pg_ctl", "postgres")
 START_TIMEOUT_S = 60
+
+_WATCHDOG = """
+import os, shutil, signal, sys, time
+parent, data, base = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+while os.getppid() == parent and os.path.isdir(base):
+    time.sleep(0.5)
+if os.path.isdir(base):  # the test process died without stopping its server
+    try:
+        with open(os.path.join(data, "postmaster.pid")) as pidfile:
+            pid = int(pidfile.readline())
+        os.kill(pid, signal.SIGQUIT)  # immediate shutdown
+        for _ in range(100):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+    except (OSError, ValueError):
+        pass
+    shutil.rmtree(base, ignore_errors=True)
+"""
+"""Run beside a local server: when the test process that started it dies without
+stopping it (killed, interrupted), stop the server and delete its folder."""
 
 
 def find_binaries() -> Path | None:
@@ -180,6 +201,7 @@ class _LocalServer:
             os.chown(self.base, user.pw_uid, user.pw_gid)
             self._as = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
         self.port = 0
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.base)}
@@ -219,6 +241,14 @@ class _LocalServer:
                 *("-w", "-t", str(START_TIMEOUT_S), "-o", options, "start"),
             )
             if proc.returncode == 0:
+                self._watchdog = subprocess.Popen(
+                    [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(self.data)]
+                    + [str(self.base)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
                 return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         log = (self.base / "server.log").read_text(encoding="utf-8", errors="replace")
         self.stop()
@@ -229,6 +259,9 @@ class _LocalServer:
         if (self.data / "postmaster.pid").exists():
             self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
         shutil.rmtree(self.base, ignore_errors=True)
+        if self._watchdog is not None:  # it sees the folder gone and ends
+            self._watchdog.wait(timeout=10)
+            self._watchdog = None
 
 
 def start_server() -> PostgresServer | str:
