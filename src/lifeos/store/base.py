@@ -1,7 +1,7 @@
 """The store contract: what LifeOS keeps durably, independent of the database.
 
 Callers see typed records and these methods only — no SQL dialect leaks out. A
-backend (SQLite here, PostgreSQL later) implements :class:`Store` and passes the
+backend (``sqlite``, ``postgres``) implements :class:`Store` and passes the
 shared conformance suite in ``tests/store/``. Every timestamp comes from the
 clock the store was opened with.
 
