@@ -6,7 +6,7 @@ import contextlib
 
 import click
 
-from lifeos.cli._common import config_option, json_option, print_json, repo
+from lifeos.cli._common import config_option, json_option, repo
 
 
 @click.group()
@@ -69,7 +69,7 @@ def check_cmd(
         raise
     decision = judge(where.root, change(), policy)
     if as_json:
-        print_json(decision.to_dict())
+        click.echo(decision.to_json())
     else:
         click.echo(
             f"{decision.result}: {len(decision.changes)} changed path(s), policy "

@@ -620,6 +620,27 @@ class GateDecision:
 
     def to_dict(self) -> dict[str, Any]:
         """The decision record as JSON."""
+        return self._record([c.to_dict() for c in self.changes])
+
+    def to_json(self) -> str:
+        """The decision record as the CLI's ``--json`` text: byte for byte
+        ``pretty_json(self.to_dict())``, without a dict per changed path (the changes
+        go to the encoder as columns, see :class:`lifeos.indent_json.Table`)."""
+        from lifeos.indent_json import Table, indented
+
+        changes = self.changes
+        table = Table(
+            {
+                "status": [c[0] for c in changes],
+                "old_mode": [c[1] for c in changes],
+                "new_mode": [c[2] for c in changes],
+                "path": _displayed([c[5] for c in changes]),
+                "old_path": _displayed([c[6] for c in changes]),
+            }
+        )
+        return indented(self._record(table))
+
+    def _record(self, changes: Any) -> dict[str, Any]:
         return {
             "decision_id": self.decision_id,
             "policy_hash": self.policy_hash,
@@ -631,9 +652,17 @@ class GateDecision:
             "base": self.base,
             "head": self.head,
             "tree": self.tree,
-            "changes": [c.to_dict() for c in self.changes],
+            "changes": changes,
             "timestamp": self.timestamp,
         }
+
+
+def _displayed(paths: list[str | None]) -> list[str | None]:
+    """Each path as :func:`Change.to_dict` shows it (None stays None); a column of
+    ASCII paths, the usual case, is returned as it is."""
+    if "".join(filter(None, paths)).isascii():
+        return paths
+    return [None if p is None else _display(p) for p in paths]
 
 
 def check_change(
