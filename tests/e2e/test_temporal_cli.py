@@ -141,6 +141,7 @@ class HoldingProxy:
         self.hold_at: int | None = None
         self.held = threading.Event()
         self.release = threading.Event()
+        self.releases = [self.release]
         self.lock = threading.Lock()
         proxy = self
 
@@ -153,9 +154,10 @@ class HoldingProxy:
                 with proxy.lock:
                     proxy.seen += 1
                     hold = proxy.seen == proxy.hold_at
+                    held, release = proxy.held, proxy.release
                 if hold:
-                    proxy.held.set()
-                    proxy.release.wait()
+                    held.set()
+                    release.wait()
                     status, kind, answer = 503, "application/json", b"{}"
                 else:
                     headers = {
@@ -187,13 +189,17 @@ class HoldingProxy:
         self.thread.start()
 
     def arm(self, nth: int) -> None:
-        """Hold the ``nth`` request from now on (``held`` is set once it is)."""
+        """Hold the ``nth`` request from now on (``held`` is set once it is) until
+        ``release`` is set."""
         with self.lock:
             self.hold_at = self.seen + nth
             self.held = threading.Event()
+            self.release = threading.Event()
+            self.releases.append(self.release)
 
     def stop(self) -> None:
-        self.release.set()
+        for release in self.releases:
+            release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -493,3 +499,49 @@ def test_an_unreachable_server_is_one_line_and_writes_nothing(
     one_line_error(lifeos(repo, "worker", "--temporal", nowhere), 1, "STORE_UNAVAILABLE")
     one_line_error(lifeos(repo, "worker", "--temporal", "no-port"), 2, "INVALID_INPUT")
     one_line_error(lifeos(repo, "spine", "run", "--task", "T-1", "--no-wait"), 2, "INVALID_INPUT")
+
+
+@pytest.mark.slow
+def test_a_worker_gone_silent_loses_the_run_and_does_nothing_when_it_wakes(
+    tmp_path: Path,
+    temporal: DevServer,
+    agents: Agents,
+    pristine: Path,
+    workers: list[Worker],
+) -> None:
+    """Two workers claim one run: a worker frozen (SIGSTOP) mid-build still holds the
+    build when Temporal gives it to the other one. The other waits out the frozen one's
+    lease, lands the run, and the frozen one, woken with its model call answered, is
+    cancelled and writes nothing."""
+    repo = copy_of(pristine, tmp_path)
+    queue = "frozen"
+    workers += [Worker(repo, temporal, queue, "A"), Worker(repo, temporal, queue, "B")]
+    before = agents.served
+    agents.proxy.arm(3)
+    code, submitted = spine_json(
+        repo, "run", "--task", "T-1", "--engine", "temporal", "--temporal", temporal.address,
+        "--task-queue", queue, "--no-wait",
+    )  # fmt: skip
+    assert code == 0 and submitted["state"] == "RUNNING", submitted
+    run_id = submitted["run_id"]
+    wait_for(agents.proxy.held.is_set, "the build's second model turn")
+    frozen = next(w for w in workers if "build (attempt 1)" in w.text())
+    frozen.proc.send_signal(signal.SIGSTOP)
+    try:
+        code, landed = spine_json(repo, "resume", run_id)  # waits for the workflow
+    finally:
+        frozen.proc.send_signal(signal.SIGCONT)
+    assert code == 0 and landed["state"] == "LANDED", landed
+    assert any("recovering (attempt" in w.text() for w in workers)
+    # Awake, the frozen worker learns at its next heartbeat that the attempt was given
+    # away; when its model call is answered at last, the attempt ends without a result
+    # and writes nothing.
+    wait_for(lambda: "#1 cancelled" in frozen.text(), "the frozen attempt to be cancelled")
+    agents.proxy.release.set()
+    wait_for(lambda: "attempt 1 ended without a result" in frozen.text(), "its phase to end")
+    shown = json.loads(lifeos(repo, "spine", "show", run_id, "--json").stdout)
+    assert shown["state"] == "LANDED" and shown["commit"] == landed["commit"], shown
+    assert [c["phase"] for c in shown["checkpoints"]] == PHASES
+    assert agents.served - before == T1_CALLS
+    assert lifeos(repo, "ledger", "verify").returncode == 0
+    assert frozen.proc.poll() is None  # alive and well; it stops cleanly at the end

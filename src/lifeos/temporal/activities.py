@@ -38,12 +38,14 @@ Renewal = Callable[[], AbstractContextManager[Callable[[], bool]]]
 
 @contextmanager
 def heartbeats(
-    every_s: float = contract.HEARTBEAT_EVERY_S, renewal: Renewal | None = None
+    every_s: float = contract.HEARTBEAT_EVERY_S,
+    renewal: Renewal | None = None,
+    cancelled: Callable[[], None] = lambda: None,
 ) -> Iterator[None]:
     """Heartbeat the current activity from a thread every ``every_s`` seconds while the
     block runs (the block itself may be busy for minutes in an agent call); with
     ``renewal``, renew a lease with each heartbeat until it is lost or the activity is
-    cancelled."""
+    cancelled; ``cancelled`` is called once when the activity is."""
     stop = threading.Event()
     context = contextvars.copy_context()  # the activity's context, for activity.heartbeat
 
@@ -52,7 +54,10 @@ def heartbeats(
             while not stop.wait(every_s):
                 try:
                     activity.heartbeat()
-                    if renew is not None and (activity.is_cancelled() or not renew()):
+                    if activity.is_cancelled():
+                        cancelled()
+                        return
+                    if renew is not None and not renew():
                         renew = None
                 except Exception:  # the worker is shutting down: nothing left to tell
                     return
@@ -120,6 +125,9 @@ class SpineActivities:
                     approval = point if point in APPROVAL_POINTS else None
         except InputError as exc:
             raise _refusal(exc) from None
+        except BaseException as exc:  # cancelled (Temporal gave the phase away), or a bug
+            progress(f"attempt {attempt} ended without a result: {type(exc).__name__}")
+            raise
         if outcome is not None:
             progress(f"{outcome.state.value} {' '.join(outcome.reasons)}".rstrip())
         return {
@@ -159,8 +167,11 @@ class SpineActivities:
 
                 yield renew
 
+        def cancelled() -> None:
+            self.say(f"run {run_id}: {owner} cancelled: the phase is no longer this attempt's")
+
         try:
-            with heartbeats(self.heartbeat_every_s, renewal=renewal):
+            with heartbeats(self.heartbeat_every_s, renewal=renewal, cancelled=cancelled):
                 yield
         finally:
             store.release_claim(run_id, owner)
