@@ -4,6 +4,12 @@ Before the command line interface loads (click and the command modules, tens of
 milliseconds), ``lifeos gate check`` starts reading the working tree's change with git
 on a thread (see :mod:`lifeos.policy.prefetch`), so that waiting and loading overlap.
 Every other command goes straight to :func:`lifeos.cli.run`.
+
+``gate check`` also runs with the cyclic garbage collector off: it is a short-lived
+process that makes no reference cycles worth collecting, while its imports and a
+large change make tens of thousands of tuples, lists and dicts, every 700 of which
+started a collection that found nothing (about 40 of them on a 10,000-file change,
+7-11 ms in all). Memory is still freed by reference counting as before.
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ import sys
 def run() -> None:
     """Console-script entry point."""
     if sys.argv[1:3] == ["gate", "check"]:
+        import gc
+
+        gc.disable()
         from lifeos.policy.prefetch import start
 
         start(sys.argv[3:])

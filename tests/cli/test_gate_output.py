@@ -18,6 +18,7 @@ of the output).
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 import re
@@ -153,8 +154,12 @@ def _via_entry(
     from lifeos import _entry
 
     mp.setattr(sys, "argv", ["lifeos", "gate", "check", *args])
-    with chdir(repo), pytest.raises(SystemExit) as stop:
-        _entry.run()
+    try:
+        with chdir(repo), pytest.raises(SystemExit) as stop:
+            _entry.run()
+        assert not gc.isenabled()  # a short-lived process: no cycle collection
+    finally:
+        gc.enable()
     out = capsys.readouterr().out
     assert stop.value.code == 3, out
     assert not prefetch._pending  # the early read was taken (or never started)
