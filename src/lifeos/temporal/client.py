@@ -121,9 +121,15 @@ def exit_without_teardown(code: int) -> None:
     """End the process with ``code`` when the interpreter exits, skipping its
     teardown, for a command that used the SDK's client: the SDK's native threads can
     crash a finalizing interpreter (temporalio/sdk-python#300; seen here after a failed
-    connection). Output is flushed first; a later call replaces the code."""
+    connection). Output is flushed first; a later call replaces the code. Only in the
+    ``lifeos`` console script: a program that runs the CLI in its own process (a test
+    runner) keeps its own exit status."""
     import atexit
+    import sys
+    from pathlib import Path
 
+    if Path(sys.argv[0]).name != "lifeos":
+        return
     if not _EXIT_STATUS:
         atexit.register(_exit_now)
     _EXIT_STATUS[:] = [code]
@@ -309,6 +315,7 @@ async def submit_task(
     _submitted(say, ref, run_id)
     if not wait:
         return run_id, None
+    say("waiting for the run to stop (its phases run on `lifeos worker`s of the task queue)")
     return run_id, await wait_for_stop(handle, ref.address)
 
 
