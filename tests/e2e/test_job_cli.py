@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.test_spine_cli import checkout_state, lifeos, one_line_error
+from tests.e2e.cli import checkout_state, lifeos, one_line_error
 
 from lifeos.bridge.openclaw import evidence_problems
 from lifeos.demo import prepare

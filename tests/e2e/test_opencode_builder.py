@@ -14,50 +14,25 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from tests.e2e import cli
+from tests.e2e.cli import checkout_state, git
 
 from lifeos.agents.cassette import Cassette
 from lifeos.agents.replay_server import ReplayServer
 from lifeos.demo import OPENCODE_CASSETTE, demo_source, opencode_builder, prepare
 
-LIFEOS = str(Path(sys.executable).parent / "lifeos")
-PATH = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 OFFLINE = {"OPENCODE_DISABLE_MODELS_FETCH": "1"}
 """OpenCode's switch, passed on by LifeOS: no models.dev catalogue fetch (offline)."""
 
 
 def lifeos(cwd: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> Any:
-    return subprocess.run(
-        [LIFEOS, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, "PATH": PATH, **(env or {})},
-    )
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
-def checkout_state(repo: Path) -> tuple[str, str, dict[str, bytes]]:
-    """HEAD, status and every file's bytes of the user's checkout (LifeOS-owned aside)."""
-    files = {
-        str(p.relative_to(repo)): p.read_bytes()
-        for p in sorted(repo.rglob("*"))
-        if p.is_file() and ".git" not in p.parts and ".lifeos" not in p.parts
-    }
-    return git(repo, "rev-parse", "HEAD"), git(repo, "status", "--porcelain"), files
+    return cli.lifeos(cwd, *args, env=env, timeout=timeout)
 
 
 def run_config(repo: Path, run_id: str) -> dict[str, Any]:

@@ -8,56 +8,17 @@ worktrees, the SQLite store, the gate, the project's tests run with pytest, evid
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.e2e.cli import LIFEOS, checkout_state, git, lifeos, one_line_error, run_env
 
 from lifeos.demo import prepare
-
-LIFEOS = str(Path(sys.executable).parent / "lifeos")
-ENV = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-
-
-def lifeos(cwd: Path, *args: str, timeout: float = 180) -> Any:
-    return subprocess.run(
-        [LIFEOS, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, **ENV},
-    )
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
-def checkout_state(repo: Path) -> tuple[str, str, dict[str, bytes]]:
-    """HEAD, status and every file's bytes of the user's checkout (LifeOS-owned aside)."""
-    files = {
-        str(p.relative_to(repo)): p.read_bytes()
-        for p in sorted(repo.rglob("*"))
-        if p.is_file() and ".git" not in p.parts and ".lifeos" not in p.parts
-    }
-    return git(repo, "rev-parse", "HEAD"), git(repo, "status", "--porcelain"), files
-
-
-def one_line_error(proc: Any, code: int, reason: str) -> None:
-    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
-    err = proc.stderr.strip().splitlines()[-1]
-    assert err.startswith("lifeos: error:") and err.endswith(f"[{reason}]"), proc.stderr
-    assert "Traceback" not in proc.stderr
 
 
 @pytest.fixture
@@ -234,7 +195,7 @@ def test_kill_9_in_build_then_resume_lands_the_same_tree(
     child = subprocess.Popen(
         [LIFEOS, "spine", "run", "--task", "T-3", "--json"],
         cwd=repo,
-        env={**os.environ, **ENV},
+        env=run_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -19,13 +19,11 @@ seconds; the demo needs none).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,44 +35,16 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from tests.e2e.cli import LIFEOS, checkout_state, git, lifeos, one_line_error, run_env
 
 from lifeos.demo import demo_source, prepare
 
-LIFEOS = str(Path(sys.executable).parent / "lifeos")
 DEMO_CASSETTE = demo_source() / "cassettes" / "demo.jsonl"
 PRICING = {"input_per_mtok": 3.0, "output_per_mtok": 15.0}
 ROLES = ("default", "designer", "builder", "reviewer")
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "LifeOS Test",
-    "GIT_AUTHOR_EMAIL": "test@lifeos.invalid",
-    "GIT_COMMITTER_NAME": "LifeOS Test",
-    "GIT_COMMITTER_EMAIL": "test@lifeos.invalid",
-}
 T1_CALLS = 6  # designer 1, builder 3 turns, reviewers 2 (see tools/record_demo_cassette.py)
 T3_CALLS = 11  # designer 1, then twice (a repair): builder 3 turns, reviewers 2
 KEEP = object()
-
-
-def run_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a ``lifeos`` process: this one's, without LIFEOS_* overrides."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFEOS_")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    return {**env, **(extra or {})}
-
-
-def lifeos(cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Any:
-    proc = subprocess.run(
-        [LIFEOS, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=run_env(env),
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
 
 
 def spine(repo: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -84,33 +54,6 @@ def spine(repo: Path, *args: str, env: dict[str, str] | None = None) -> tuple[in
         return proc.returncode, json.loads(proc.stdout)
     except ValueError:
         return proc.returncode, None
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, **IDENTITY},
-    ).stdout.strip()
-
-
-def checkout_state(repo: Path) -> tuple[str, str, dict[str, bytes]]:
-    """HEAD, status and every file's bytes of the user's checkout (LifeOS-owned aside)."""
-    files = {
-        str(p.relative_to(repo)): p.read_bytes()
-        for p in sorted(repo.rglob("*"))
-        if p.is_file() and ".git" not in p.parts and ".lifeos" not in p.parts
-    }
-    return git(repo, "rev-parse", "HEAD"), git(repo, "status", "--porcelain"), files
-
-
-def one_line_error(proc: Any, code: int, reason: str) -> None:
-    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
-    err = proc.stderr.strip().splitlines()[-1]
-    assert err.startswith("lifeos: error:") and err.endswith(f"[{reason}]"), proc.stderr
 
 
 def configure(repo: Path, url: str, *, budget: Any = KEEP, timeout_s: float | None = None) -> None:

@@ -12,18 +12,13 @@ project's tests are real. The full disk is the one simulated fault: a
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from tests.e2e.cli import LIFEOS, checkout_state, git, lifeos, run_env
 from tests.e2e.test_spine_cli import (
-    ENV,
-    LIFEOS,
-    checkout_state,
     demo_repo,  # noqa: F401 - the fixture
-    git,
-    lifeos,
     run_json,
 )
 
@@ -180,7 +175,7 @@ def test_a_full_disk_during_the_steward_fails_cleanly_and_resumes(
         text=True,
         timeout=180,
         check=False,
-        env={**os.environ, **ENV, "PYTHONPATH": str(hook)},
+        env=run_env({"PYTHONPATH": str(hook)}),
     )
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
