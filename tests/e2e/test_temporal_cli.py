@@ -545,3 +545,44 @@ def test_a_worker_gone_silent_loses_the_run_and_does_nothing_when_it_wakes(
     assert agents.served - before == T1_CALLS
     assert lifeos(repo, "ledger", "verify").returncode == 0
     assert frozen.proc.poll() is None  # alive and well; it stops cleanly at the end
+
+
+@pytest.mark.slow
+def test_a_decision_on_a_run_whose_workflow_was_lost_starts_one(
+    tmp_path: Path,
+    temporal: DevServer,
+    agents: Agents,
+    pristine: Path,
+    workers: list[Worker],
+) -> None:
+    """A paused run's workflow terminated (or lost with an in-memory server's state):
+    the approval starts a new workflow with the signal, which finds the run paused,
+    takes the decision and lands it; nothing before the pause runs again."""
+    import asyncio
+
+    from lifeos.temporal.client import connect
+    from lifeos.temporal.contract import workflow_id
+
+    repo = copy_of(pristine, tmp_path)
+    queue = "lost"
+    workers.append(Worker(repo, temporal, queue, "only"))
+    code, paused = spine_json(
+        repo, "run", "--task", "T-4", "--engine", "temporal", "--temporal", temporal.address,
+        "--task-queue", queue,
+    )  # fmt: skip
+    assert code == 4 and paused["state"] == "PAUSED", paused
+    run_id = paused["run_id"]
+
+    async def terminate() -> None:
+        client = await connect(temporal.address)
+        await client.get_workflow_handle(workflow_id(run_id)).terminate("lost for the test")
+
+    asyncio.run(terminate())
+    before = agents.served
+    code, done = spine_json(repo, "approve", run_id, "--note", "still ok")
+    assert code == 0 and done["state"] == "LANDED", done
+    assert (done["agent_calls"], done["replayed_calls"]) == (0, 0)
+    assert agents.served == before
+    shown = json.loads(lifeos(repo, "spine", "show", run_id, "--json").stdout)
+    assert [c["phase"] for c in shown["checkpoints"]] == PHASES
+    assert lifeos(repo, "ledger", "verify").returncode == 0

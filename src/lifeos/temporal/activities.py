@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
@@ -46,11 +46,19 @@ def heartbeats(
     block runs (the block itself may be busy for minutes in an agent call); with
     ``renewal``, renew a lease with each heartbeat until it is lost or the activity is
     cancelled; ``cancelled`` is called once when the activity is."""
-    stop = threading.Event()
+    stop, ready = threading.Event(), threading.Event()
+    failed: list[Exception] = []
     context = contextvars.copy_context()  # the activity's context, for activity.heartbeat
 
     def beat() -> None:
-        with renewal() if renewal is not None else nullcontext(None) as renew:
+        with ExitStack() as stack:
+            try:
+                renew = stack.enter_context(renewal()) if renewal is not None else None
+            except Exception as exc:  # the lease cannot be renewed: no phase either
+                failed.append(exc)
+                return
+            finally:
+                ready.set()
             while not stop.wait(every_s):
                 try:
                     activity.heartbeat()
@@ -66,6 +74,10 @@ def heartbeats(
         target=context.run, args=(beat,), name="lifeos-heartbeat", daemon=True
     )
     thread.start()
+    ready.wait()
+    if failed:
+        thread.join()
+        raise failed[0]
     try:
         yield
     finally:
@@ -104,16 +116,16 @@ class SpineActivities:
         from lifeos.spine.model import SpineState
 
         run_id = str(request["run_id"])
-        attempt = activity.info().attempt
+        info = activity.info()
+        attempt = info.attempt
         recovering = bool(request.get("recovering")) or attempt > 1
+        owner = f"temporal:{info.workflow_id}/{info.activity_id}#{attempt}"
 
         def progress(line: str) -> None:
             self.say(f"run {run_id}: {line}")
 
         if recovering:
             progress(f"recovering (attempt {attempt}): what was journaled is replayed")
-        info = activity.info()
-        owner = f"temporal:{info.workflow_id}/{info.activity_id}#{attempt}"
         try:
             with self.open_spine(progress) as spine, self._lease(spine, run_id, owner):
                 outcome = spine.step(run_id, recovering=recovering)

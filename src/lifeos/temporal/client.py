@@ -215,7 +215,7 @@ async def wait_for_stop(
     handle: WorkflowHandle[Any, Any], address: str, *, after_decisions: int = 0
 ) -> dict[str, Any]:
     """Wait until the run stops: the workflow's outcome when it closes, or the pause
-    its memo names once it has taken more than ``after_decisions`` decisions.
+    its memo names once it has taken at least ``after_decisions`` decisions.
 
     Raises:
         InputError: the decision sent was refused (its reason code).
@@ -350,18 +350,27 @@ async def decide_run(
     say: Callable[[str], None] = lambda _line: None,
 ) -> dict[str, Any]:
     """Send a decision on the run's pause at ``point`` and wait until the run stops
-    again (or the decision is refused)."""
+    again (or the decision is refused). The decision is a signal to the run's workflow;
+    when that workflow is gone (terminated, or lost with the server's state), a new one
+    starts with the signal: it finds the run paused and takes the decision."""
+    from temporalio.common import WorkflowIDConflictPolicy
+
     client = await connect(ref.address, ref.namespace)
     run_id = str(run["run_id"])
     handle = await running(client, ref, run_id)
-    if handle is None:
-        raise TemporalRunError(
-            f"run {run_id} waits for a decision but its workflow "
-            f"{contract.workflow_id(run_id)} is not running on {ref.address}: "
-            f"`lifeos spine resume {run_id}` submits it again",
-            ReasonCode.RESUME_INVALID,
-        )
-    taken = await decisions_taken(handle, ref.address)
-    await send_decision(handle, ref.address, point, approve, note)
+    taken = await decisions_taken(handle, ref.address) if handle is not None else 0
+    signal = contract.SIGNAL_APPROVE if approve else contract.SIGNAL_REJECT
+    handle = await _rpc(
+        ref.address,
+        client.start_workflow(
+            contract.WORKFLOW,
+            {"run_id": run_id, "recovering": False},
+            id=contract.workflow_id(run_id),
+            task_queue=ref.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            start_signal=signal,
+            start_signal_args=[{"point": point, "note": note}],
+        ),
+    )
     say(f"run {run_id}: {'approval' if approve else 'rejection'} sent to {handle.id}")
     return await wait_for_stop(handle, ref.address, after_decisions=taken + 1)
