@@ -586,3 +586,41 @@ def test_a_decision_on_a_run_whose_workflow_was_lost_starts_one(
     shown = json.loads(lifeos(repo, "spine", "show", run_id, "--json").stdout)
     assert [c["phase"] for c in shown["checkpoints"]] == PHASES
     assert lifeos(repo, "ledger", "verify").returncode == 0
+
+
+def set_budget(repo: Path, budget: dict[str, Any]) -> None:
+    path = repo / "lifeos.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["budget"] = budget
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    git(repo, "commit", "-qam", f"lifeos.yaml: budget {budget}")
+
+
+@pytest.mark.slow
+def test_a_budget_stops_a_temporal_run_as_locally_and_resume_goes_on(
+    tmp_path: Path,
+    temporal: DevServer,
+    agents: Agents,
+    pristine: Path,
+    workers: list[Worker],
+) -> None:
+    repo = copy_of(pristine, tmp_path)
+    set_budget(repo, {"calls": 4})  # designer and three builder turns; no reviewer
+    queue = "budget"
+    workers.append(Worker(repo, temporal, queue, "only"))
+    before = agents.served
+    code, stopped = spine_json(
+        repo, "run", "--task", "T-1", "--engine", "temporal", "--temporal", temporal.address,
+        "--task-queue", queue,
+    )  # fmt: skip
+    assert code == 5 and stopped["state"] == "BUDGET_EXCEEDED", stopped
+    assert stopped["reason_codes"] == ["BUDGET_EXCEEDED"]
+    assert agents.served - before == stopped["agent_calls"] == 4  # no call past the cap
+    # The workflow has ended with the run; resuming starts another for it, from where
+    # the run stands (the budget is not under the policy hash: raising it is allowed).
+    set_budget(repo, {"calls": 40})
+    code, landed = spine_json(repo, "resume", stopped["run_id"])
+    assert code == 0 and landed["state"] == "LANDED", landed
+    assert agents.served - before == T1_CALLS  # nothing made twice
+    assert landed["agent_calls"] == T1_CALLS - 4
+    assert lifeos(repo, "ledger", "verify").returncode == 0
