@@ -548,23 +548,26 @@ def test_a_worker_gone_silent_loses_the_run_and_does_nothing_when_it_wakes(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("decision", ["approve", "reject"])
 def test_a_decision_on_a_run_whose_workflow_was_lost_starts_one(
     tmp_path: Path,
     temporal: DevServer,
     agents: Agents,
     pristine: Path,
     workers: list[Worker],
+    decision: str,
 ) -> None:
     """A paused run's workflow terminated (or lost with an in-memory server's state):
-    the approval starts a new workflow with the signal, which finds the run paused,
-    takes the decision and lands it; nothing before the pause runs again."""
+    the decision starts a new workflow with the signal, which finds the run paused and
+    takes it — an approval lands the run, a rejection blocks it (HUMAN_REJECTED) — and
+    nothing before the pause runs again."""
     import asyncio
 
     from lifeos.temporal.client import connect
     from lifeos.temporal.contract import workflow_id
 
     repo = copy_of(pristine, tmp_path)
-    queue = "lost"
+    queue = f"lost-{decision}"
     workers.append(Worker(repo, temporal, queue, "only"))
     code, paused = spine_json(
         repo, "run", "--task", "T-4", "--engine", "temporal", "--temporal", temporal.address,
@@ -579,12 +582,17 @@ def test_a_decision_on_a_run_whose_workflow_was_lost_starts_one(
 
     asyncio.run(terminate())
     before = agents.served
-    code, done = spine_json(repo, "approve", run_id, "--note", "still ok")
-    assert code == 0 and done["state"] == "LANDED", done
-    assert (done["agent_calls"], done["replayed_calls"]) == (0, 0)
+    code, done = spine_json(repo, decision, run_id, "--note", "decided after the loss")
+    assert (done["agent_calls"], done["replayed_calls"]) == (0, 0), done
     assert agents.served == before
     shown = json.loads(lifeos(repo, "spine", "show", run_id, "--json").stdout)
-    assert [c["phase"] for c in shown["checkpoints"]] == PHASES
+    if decision == "approve":
+        assert code == 0 and done["state"] == "LANDED", done
+        assert [c["phase"] for c in shown["checkpoints"]] == PHASES
+    else:  # as `lifeos spine reject` ends a local run
+        assert code == 3 and done["state"] == "BLOCKED", done
+        assert done["reason_codes"] == ["HUMAN_REJECTED"]
+        assert shown["state"] == "BLOCKED"
     assert lifeos(repo, "ledger", "verify").returncode == 0
 
 

@@ -14,7 +14,6 @@ from lifeos.cli.worker import on_temporal, temporal_options
 
 if TYPE_CHECKING:
     from lifeos.spine import Spine, SpineOutcome
-    from lifeos.store import Store
     from lifeos.temporal.contract import EngineRef
 
 
@@ -137,55 +136,25 @@ def _say(line: str) -> None:
     click.echo(f"[spine] {line}", err=True)
 
 
-def _temporal_run(store: Store, ref: str) -> tuple[Any, EngineRef] | None:
-    """The run ``ref`` names (a run id or one of its checkpoint ids) and its Temporal
-    engine, when a Temporal workflow drives it; None for a local (or unknown) run."""
-    from lifeos.temporal.contract import EngineRef
-
-    run = store.get_run(ref)
-    if run is None:
-        run = next(
-            (
-                candidate
-                for candidate in store.list_runs(limit=10_000)
-                if any(
-                    c["checkpoint_id"] == ref for c in store.list_checkpoints(candidate["run_id"])
-                )
-            ),
-            None,
-        )
-    if run is None or run["kind"] != "spine":
-        return None
-    engine = EngineRef.of_run(run["config"])
-    return (run, engine) if engine is not None else None
-
-
-def _awaited_decision(run: Any) -> str | None:
-    """The approval point a paused run waits at, while no decision is recorded there."""
-    from lifeos.spine.controller import APPROVAL_POINTS
-
-    point = run["config"].get("waiting_for")
-    if run["status"] != "PAUSED" or point not in APPROVAL_POINTS:
-        return None
-    return None if point in (run["config"].get("decisions") or {}) else str(point)
-
-
 @spine.command("resume")
 @click.argument("ref", metavar="RUN_ID|CHECKPOINT_ID")
 @json_option
 @config_option
 def resume_cmd(ref: str, as_json: bool, config_path: str | None) -> int:
     """Continue a crashed or stopped run; nothing finished is repeated."""
+    from lifeos.temporal.contract import temporal_run
+
     made = _make_spine(config_path)
-    found = _temporal_run(made.store, ref)
+    found = temporal_run(made.store, ref)
     if found is None:
         return _report(made.resume(ref), as_json)
     from lifeos.errors import ReasonCode
     from lifeos.spine.controller import SpineInputError
     from lifeos.temporal.client import outcome_from_dict, resume_run, run_sync
+    from lifeos.temporal.contract import awaited_decision
 
     run, where = found
-    point = _awaited_decision(run)
+    point = awaited_decision(run)
     if point is not None:
         raise SpineInputError(
             f"run {run['run_id']} waits for approval ({point}): "
@@ -202,16 +171,19 @@ def resume_cmd(ref: str, as_json: bool, config_path: str | None) -> int:
 
 def _decide(run_id: str, approve: bool, note: str, as_json: bool, config_path: str | None) -> int:
     """Decide locally, or send the decision to the run's Temporal workflow."""
+    from lifeos.temporal.contract import temporal_run
+
     made = _make_spine(config_path)
-    found = _temporal_run(made.store, run_id)
+    found = temporal_run(made.store, run_id)
     if found is None:
         return _report(made.decide(run_id, approve, note), as_json)
     from lifeos.errors import ReasonCode
     from lifeos.spine.controller import SpineInputError
     from lifeos.temporal.client import decide_run, outcome_from_dict, run_sync
+    from lifeos.temporal.contract import awaited_decision
 
     run, where = found
-    point = _awaited_decision(run)
+    point = awaited_decision(run)
     if point is None:
         raise SpineInputError(
             f"run {run['run_id']} is {run['status']}, not waiting for approval",

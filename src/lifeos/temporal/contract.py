@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifeos.errors import LifeOSError, ReasonCode
+
+if TYPE_CHECKING:
+    from lifeos.store import RunRecord, Store
 
 __all__ = [
     "DECIDE_ACTIVITY",
@@ -25,6 +28,8 @@ __all__ = [
     "EngineRef",
     "TemporalRunError",
     "TemporalUnavailable",
+    "awaited_decision",
+    "temporal_run",
     "workflow_id",
 ]
 
@@ -108,3 +113,30 @@ class EngineRef:
             task_queue=str(engine.get("task_queue") or DEFAULT_TASK_QUEUE),
             namespace=str(engine.get("namespace") or "default"),
         )
+
+
+def temporal_run(store: Store, ref: str) -> tuple[RunRecord, EngineRef] | None:
+    """The spine run ``ref`` names (its id or one of its checkpoint ids) and the Temporal
+    engine driving it; None for a run driven locally, or no such run."""
+    run = store.get_run(ref)
+    if run is None:
+        for candidate in store.list_runs(limit=10_000):
+            checkpoints = store.list_checkpoints(candidate["run_id"])
+            if any(c["checkpoint_id"] == ref for c in checkpoints):
+                run = candidate
+                break
+    if run is None or run["kind"] != "spine":
+        return None
+    engine = EngineRef.of_run(run["config"])
+    return (run, engine) if engine is not None else None
+
+
+def awaited_decision(run: Mapping[str, Any]) -> str | None:
+    """The approval point a paused run waits at for a decision; None when it does not."""
+    from lifeos.spine.controller import APPROVAL_POINTS
+
+    config = run["config"]
+    point = config.get("waiting_for")
+    if run["status"] != "PAUSED" or point not in APPROVAL_POINTS:
+        return None
+    return None if point in (config.get("decisions") or {}) else str(point)
