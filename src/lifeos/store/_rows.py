@@ -9,9 +9,22 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from lifeos.store.base import ArtifactRecord, CheckpointRecord, RunRecord, TaskRecord
+from lifeos.store.base import (
+    ArtifactRecord,
+    CheckpointRecord,
+    RunRecord,
+    TaskRecord,
+    TimelineEvent,
+)
 
-__all__ = ["Row", "artifact_record", "checkpoint_record", "run_record", "task_record"]
+__all__ = [
+    "Row",
+    "artifact_record",
+    "checkpoint_record",
+    "event_record",
+    "run_record",
+    "task_record",
+]
 
 
 class Row(Protocol):
@@ -99,5 +112,17 @@ def checkpoint_record(row: Row) -> CheckpointRecord:
         policy_hash=row["policy_hash"],
         delta=json.loads(row["delta_json"]),
         info=json.loads(row["info_json"]),
+        created_at=row["created_at"],
+    )
+
+
+def event_record(row: Row) -> TimelineEvent:
+    """A timeline event from its row."""
+    return TimelineEvent(
+        event_id=row["event_id"],
+        run_id=row["run_id"],
+        task_id=row["task_id"],
+        event_type=row["event_type"],
+        event=json.loads(row["event_json"]),
         created_at=row["created_at"],
     )
