@@ -169,3 +169,11 @@ def test_no_early_read_outside_a_repository_or_before_a_commit(tmp_path: Path) -
 def test_no_early_read_for_other_changes_or_help(args: list[str]) -> None:
     prefetch.start(args)
     assert not prefetch._pending
+
+
+def test_the_switch_interval_is_short_only_while_a_read_is_pending(git_repo: Path) -> None:
+    before = sys.getswitchinterval()
+    _started(git_repo)
+    assert sys.getswitchinterval() < before
+    prefetch.take(detect_repo(git_repo), "HEAD", None)
+    assert sys.getswitchinterval() == before
