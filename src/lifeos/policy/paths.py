@@ -176,11 +176,11 @@ class RootSet:
     directories costs a few dictionary lookups per path, whatever the number of roots.
     """
 
-    __slots__ = ("_by_parent", "_dirs", "_files", "_patterns", "roots")
+    __slots__ = ("_by_parent", "_dirs", "_files", "_at_once", "roots")
 
     def __init__(self, roots: Iterable[Root]) -> None:
         self.roots = tuple(roots)
-        self._patterns: tuple[list[str], list[str]] | None = None
+        self._at_once: tuple[list[str], list[str]] | None = None
         self._files: dict[tuple[str, ...], int] = {}
         for i, root in enumerate(self.roots):
             if not root.is_dir:
@@ -221,13 +221,13 @@ class RootSet:
     def _texts(self) -> tuple[list[str], list[str]]:
         """Each directory root as "\\nKEY/" and each file root as "\\nKEY\\n", without
         roots inside another directory root (so no path is counted twice)."""
-        if self._patterns is None:
+        if self._at_once is None:
             dirs = sorted({"/".join(k) + "/" for _, k in self._dirs})
             dirs = [d for d in dirs if not any(d.startswith(o) for o in dirs if o != d)]
             files = sorted({"/".join(k) for k in self._files})
             files = [f for f in files if not any(f.startswith(d) for d in dirs)]
-            self._patterns = (["\n" + d for d in dirs], ["\n" + f + "\n" for f in files])
-        return self._patterns
+            self._at_once = (["\n" + d for d in dirs], ["\n" + f + "\n" for f in files])
+        return self._at_once
 
     def contains_none(self, paths: Sequence[str]) -> bool:
         """Whether no root contains any of ``paths``, seen at once; False when some
