@@ -140,6 +140,8 @@ class ReasonCode(StrEnum):
     # Added by the spine.
     WRITE_FAILED = "WRITE_FAILED"
     """A file LifeOS writes could not be written: disk full, read-only, quota."""
+    ENGINE_UNAVAILABLE = "ENGINE_UNAVAILABLE"
+    """The distributed engine driving runs (a Temporal server) cannot be reached."""
 
 
 # Reason codes that mean "the input was wrong", so the CLI answers with exit 2.

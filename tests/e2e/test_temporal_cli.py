@@ -19,12 +19,10 @@ reason when the machine has no PostgreSQL binaries).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -35,21 +33,16 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from tests.e2e import cli
+from tests.e2e.cli import LIFEOS, checkout_state, git, one_line_error
 
 from lifeos.agents.cassette import Cassette
 from lifeos.agents.replay_server import ReplayServer
 from lifeos.demo import demo_source, prepare
 from lifeos.temporal.devserver import DevServer, free_port
 
-LIFEOS = str(Path(sys.executable).parent / "lifeos")
 ROLES = ("default", "designer", "builder", "reviewer")
 PRICING = {"input_per_mtok": 3.0, "output_per_mtok": 15.0}
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "LifeOS Test",
-    "GIT_AUTHOR_EMAIL": "test@lifeos.invalid",
-    "GIT_COMMITTER_NAME": "LifeOS Test",
-    "GIT_COMMITTER_EMAIL": "test@lifeos.invalid",
-}
 T1_CALLS = 6  # designer 1, builder 3 turns, reviewers 2
 PHASES = ["hydrate", "policy", "design", "build", "review", "steward", "close"]
 
@@ -61,9 +54,7 @@ STORE_URL: dict[str, str] = {}
 def run_env() -> dict[str, str]:
     """A ``lifeos`` process's environment: this one's, without LIFEOS_* overrides (but
     the store of the test running)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFEOS_")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    env = cli.run_env()
     env.pop("TEMPORAL_ADDRESS", None)
     env.update(STORE_URL)
     return env
@@ -87,34 +78,6 @@ def spine_json(repo: Path, *args: str, local: bool = False) -> tuple[int, Any]:
         return proc.returncode, json.loads(proc.stdout)
     except ValueError:
         return proc.returncode, proc.stderr
-
-
-def one_line_error(proc: Any, code: int, reason: str) -> None:
-    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert lines and lines[-1].startswith("lifeos: error:"), proc.stderr
-    assert lines[-1].endswith(f"[{reason}]"), proc.stderr
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, **IDENTITY},
-    ).stdout.strip()
-
-
-def checkout_state(repo: Path) -> tuple[str, str, dict[str, bytes]]:
-    """HEAD, status and every file's bytes of the user's checkout (LifeOS-owned aside)."""
-    files = {
-        str(p.relative_to(repo)): p.read_bytes()
-        for p in sorted(repo.rglob("*"))
-        if p.is_file() and ".git" not in p.parts and ".lifeos" not in p.parts
-    }
-    return git(repo, "rev-parse", "HEAD"), git(repo, "status", "--porcelain"), files
 
 
 def landed_files(repo: Path, commit: str) -> dict[str, bytes]:
@@ -239,7 +202,7 @@ class Worker:
                 stdout=subprocess.DEVNULL,
                 stderr=out,
             )
-        wait_for(lambda: "polling task queue" in self.text(), f"worker {name} to start")
+        wait_for(lambda: "polling task queue" in self.text(), f"worker {name} to start", self)
 
     def text(self) -> str:
         return self.log.read_text()
@@ -261,9 +224,15 @@ class Worker:
             raise
 
 
-def wait_for(ready: Any, what: str, timeout: float = 90) -> None:
+def wait_for(ready: Any, what: str, worker: Worker | None = None, timeout: float = 90) -> None:
+    """Wait until ``ready()``; a ``worker`` that exits meanwhile fails at once, with its log."""
     deadline = time.monotonic() + timeout
     while not ready():
+        if worker is not None and worker.proc.poll() is not None:
+            raise AssertionError(
+                f"worker {worker.name} exited {worker.proc.returncode} "
+                f"while waiting for {what}:\n{worker.text()}"
+            )
         assert time.monotonic() < deadline, f"waited {timeout}s for {what}"
         time.sleep(0.05)
 
@@ -492,11 +461,11 @@ def test_an_unreachable_server_is_one_line_and_writes_nothing(
     proc = lifeos(
         repo, "spine", "run", "--task", "T-1", "--engine", "temporal", "--temporal", nowhere
     )
-    one_line_error(proc, 1, "STORE_UNAVAILABLE")
+    one_line_error(proc, 1, "ENGINE_UNAVAILABLE")
     assert f"cannot reach Temporal at {nowhere}" in proc.stderr
     assert json.loads(lifeos(repo, "spine", "list", "--json").stdout)["runs"] == []
     assert checkout_state(repo) == before
-    one_line_error(lifeos(repo, "worker", "--temporal", nowhere), 1, "STORE_UNAVAILABLE")
+    one_line_error(lifeos(repo, "worker", "--temporal", nowhere), 1, "ENGINE_UNAVAILABLE")
     one_line_error(lifeos(repo, "worker", "--temporal", "no-port"), 2, "INVALID_INPUT")
     one_line_error(lifeos(repo, "spine", "run", "--task", "T-1", "--no-wait"), 2, "INVALID_INPUT")
 

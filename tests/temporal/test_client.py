@@ -24,7 +24,7 @@ def test_a_closed_port_is_unreachable_with_the_os_reason() -> None:
     with pytest.raises(TemporalUnavailable) as caught:
         client.probe(address)
     assert caught.value.one_line() == (
-        f"cannot reach Temporal at {address}: connection refused [STORE_UNAVAILABLE]"
+        f"cannot reach Temporal at {address}: connection refused [ENGINE_UNAVAILABLE]"
     )
     assert caught.value.exit_code == 1
 

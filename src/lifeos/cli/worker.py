@@ -63,8 +63,17 @@ def on_temporal(body: Callable[[], int]) -> int:
     metavar="NAME",
     help="This worker's name in Temporal and in its log lines (default: host:pid).",
 )
+@click.option(
+    "--phases",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Phases (of different runs) this worker runs at the same time.",
+)
 @config_option
-def worker(address: str, task_queue: str, identity: str | None, config_path: str | None) -> int:
+def worker(
+    address: str, task_queue: str, identity: str | None, phases: int, config_path: str | None
+) -> int:
     """Run spine phases as Temporal activities.
 
     Start it in the repository, as many as you like (on several machines, share the
@@ -104,7 +113,9 @@ def worker(address: str, task_queue: str, identity: str | None, config_path: str
     activities = SpineActivities(open_spine, say=say)
 
     def work() -> int:
-        run_sync(lambda: serve(address, task_queue, activities, identity=name, say=say))
+        run_sync(
+            lambda: serve(address, task_queue, activities, identity=name, phases=phases, say=say)
+        )
         return 0
 
     return on_temporal(work)

@@ -60,9 +60,8 @@ DECIDE_TIMEOUT = timedelta(minutes=5)
 PHASE_ATTEMPTS = 10
 """Attempts at one phase before the workflow gives up (the run stays resumable)."""
 
-UNREACHABLE = ReasonCode.STORE_UNAVAILABLE
-"""The reason code of a Temporal server that cannot be reached: the run's durable
-execution state is out of reach, like a store that cannot be opened."""
+UNREACHABLE = ReasonCode.ENGINE_UNAVAILABLE
+"""The reason code of a Temporal server that cannot be reached."""
 
 
 class TemporalUnavailable(LifeOSError):

@@ -22,7 +22,7 @@ from lifeos.temporal.client import connect
 __all__ = ["MAX_PHASES", "serve"]
 
 MAX_PHASES = 4
-"""Phases (of different runs) one worker runs at the same time."""
+"""Phases (of different runs) one worker runs at the same time, unless told otherwise."""
 GRACE = timedelta(seconds=2)
 """How long a stopping worker lets the phases in flight finish before cancelling them."""
 STICKY = timedelta(seconds=3)
@@ -60,9 +60,10 @@ async def serve(
     *,
     identity: str,
     namespace: str = "default",
+    phases: int = MAX_PHASES,
     say: Callable[[str], None] = lambda _line: None,
 ) -> None:
-    """Run a worker until SIGINT or SIGTERM.
+    """Run a worker, ``phases`` phases at a time at most, until SIGINT or SIGTERM.
 
     Raises:
         TemporalUnavailable: the server cannot be reached.
@@ -84,14 +85,14 @@ async def serve(
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal)
-    with ThreadPoolExecutor(MAX_PHASES, thread_name_prefix="lifeos-phase") as pool:
+    with ThreadPoolExecutor(phases, thread_name_prefix="lifeos-phase") as pool:
         worker = Worker(
             client,
             task_queue=task_queue,
             workflows=[SpineWorkflow],
             activities=[activities.step, activities.decide],
             activity_executor=pool,
-            max_concurrent_activities=MAX_PHASES,
+            max_concurrent_activities=phases,
             identity=identity,
             graceful_shutdown_timeout=GRACE,
             sticky_queue_schedule_to_start_timeout=STICKY,
