@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lifeos.canonical import pretty_json
-from lifeos.policy.gate import Change, GateDecision, RuleContext, evaluate
+from lifeos.policy.gate import (
+    Change,
+    Finding,
+    GateDecision,
+    PathSafetyRule,
+    RuleContext,
+    SizeLimitRule,
+    evaluate,
+    judge,
+    read_change,
+)
 from lifeos.policy.model import load_policy
 
 A, B, Z = "a" * 40, "b" * 40, "0" * 40
@@ -52,3 +65,58 @@ def test_to_json_is_pretty_json_of_to_dict(changes: list[Change], profile: str, 
     text = decision.to_json()
     assert text == pretty_json(decision.to_dict())
     assert text == json.dumps(decision.to_dict(), indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def test_meanwhile_runs_once_while_git_reads_blob_sizes(git_repo: Path) -> None:
+    (git_repo / "src").mkdir()
+    (git_repo / "src" / "a.py").write_text("a\n")
+    change = read_change(git_repo)
+    events: list[str] = []
+
+    class Rule(SizeLimitRule):
+        def quiet_for_all(self, changes: Sequence[Change], ctx: RuleContext) -> bool:
+            events.append(f"sizes known: {bool(ctx.sizes)}")
+            return super().quiet_for_all(changes, ctx)
+
+    class Early(PathSafetyRule):
+        def quiet_for_all(self, changes: Sequence[Change], ctx: RuleContext) -> bool:
+            events.append("early rules")
+            return True
+
+    code = load_policy({"profile": "code"})
+    decision = judge(
+        git_repo,
+        change,
+        code,
+        rules=(Rule(), Early()),
+        meanwhile=lambda: events.append("meanwhile"),
+    )
+    assert decision.passed
+    assert events == ["early rules", "meanwhile", "sizes known: True"]
+    events.clear()  # nothing to read under seed-v2: after the rules
+    judge(
+        git_repo, change, load_policy({"profile": "seed-v2"}), meanwhile=lambda: events.append("x")
+    )
+    assert events == ["x"]
+
+
+def test_meanwhile_is_not_called_when_a_rule_fails(git_repo: Path) -> None:
+    (git_repo / "a.py").write_text("a\n")
+    called: list[bool] = []
+
+    class Broken(PathSafetyRule):
+        def quiet_for_all(self, changes: Sequence[Change], ctx: RuleContext) -> bool:
+            return False
+
+        def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
+            raise RuntimeError("broken rule")
+
+    with pytest.raises(RuntimeError, match="broken rule"):
+        judge(
+            git_repo,
+            read_change(git_repo),
+            load_policy({"profile": "code"}),
+            rules=(Broken(), SizeLimitRule()),
+            meanwhile=lambda: called.append(True),
+        )
+    assert not called

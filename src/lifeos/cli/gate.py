@@ -42,7 +42,7 @@ def check_cmd(
     from lifeos.cli._common import load_settings
     from lifeos.errors import EXIT_BLOCKED, EXIT_OK, InputError
     from lifeos.policy import prefetch
-    from lifeos.policy.gate import judge, read_change
+    from lifeos.policy.gate import json_opening, judge, read_change
     from lifeos.threads import in_background
 
     where = repo()
@@ -67,10 +67,20 @@ def check_cmd(
         with contextlib.suppress(Exception):
             change()  # let git finish and its temporary index be removed
         raise
-    decision = judge(where.root, change(), policy)
+    read = change()
     if as_json:
-        click.echo(decision.to_json())
+
+        def opening() -> None:
+            # The record's opening (base and every changed path, most of its bytes)
+            # does not depend on the verdict: printed while git reads blob sizes. (A
+            # command stopped after this, interrupted, leaves a record cut short, as
+            # any interrupted output would, and exits non-zero.)
+            click.echo(json_opening(read.base, read.changes), nl=False)
+
+        decision = judge(where.root, read, policy, meanwhile=opening)
+        click.echo(decision.json_closing())
     else:
+        decision = judge(where.root, read, policy)
         click.echo(
             f"{decision.result}: {len(decision.changes)} changed path(s), policy "
             f"{decision.policy_name} {decision.policy_hash[:12]}, tree {decision.tree}"

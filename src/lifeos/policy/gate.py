@@ -33,6 +33,7 @@ from lifeos.policy.gitread import (
     MODE_GITLINK,
     MODE_NONE,
     MODE_SYMLINK,
+    BlobInfo,
     Change,
     ChangeSet,
     GateError,
@@ -67,6 +68,7 @@ __all__ = [
     "evaluate",
     "git_diff_command",
     "judge",
+    "json_opening",
     "parse_raw_diff",
     "read_change",
     "worktree_tree",
@@ -625,20 +627,21 @@ class GateDecision:
     def to_json(self) -> str:
         """The decision record as the CLI's ``--json`` text: byte for byte
         ``pretty_json(self.to_dict())``, without a dict per changed path (the changes
-        go to the encoder as columns, see :class:`lifeos.indent_json.Table`)."""
-        from lifeos.indent_json import Table, indented
+        go to the encoder as columns, see :class:`lifeos.indent_json.Table`).
 
-        changes = self.changes
-        table = Table(
-            {
-                "status": [c[0] for c in changes],
-                "old_mode": [c[1] for c in changes],
-                "new_mode": [c[2] for c in changes],
-                "path": _displayed([c[5] for c in changes]),
-                "old_path": _displayed([c[6] for c in changes]),
-            }
-        )
-        return indented(self._record(table))
+        It is :func:`json_opening` followed by :meth:`json_closing`.
+        """
+        return json_opening(self.base, self.changes) + self.json_closing()
+
+    def json_closing(self) -> str:
+        """The end of :meth:`to_json`, after :func:`json_opening`: every key but
+        ``base`` and ``changes``, which all sort after them."""
+        from lifeos.indent_json import indented
+
+        rest = self._record(None)
+        del rest["base"], rest["changes"]
+        assert min(rest) > "changes"
+        return indented(rest)[2:]  # without the opening brace and newline
 
     def _record(self, changes: Any) -> dict[str, Any]:
         return {
@@ -655,6 +658,24 @@ class GateDecision:
             "changes": changes,
             "timestamp": self.timestamp,
         }
+
+
+def json_opening(base: str, changes: Sequence[Change]) -> str:
+    """The start of :meth:`GateDecision.to_json`, up to its changes: the record's first
+    keys in sorted order, ``base`` and ``changes``, which the verdict does not change
+    (so ``gate check --json`` prints them while git still reads blob sizes)."""
+    from lifeos.indent_json import Table, indented
+
+    table = Table(
+        {
+            "status": [c[0] for c in changes],
+            "old_mode": [c[1] for c in changes],
+            "new_mode": [c[2] for c in changes],
+            "path": _displayed([c[5] for c in changes]),
+            "old_path": _displayed([c[6] for c in changes]),
+        }
+    )
+    return indented({"base": base, "changes": table})[:-2] + ",\n"  # "\n}" left open
 
 
 def _displayed(paths: list[str | None]) -> list[str | None]:
@@ -687,22 +708,35 @@ def judge(
     policy: Policy,
     clock: Clock | None = None,
     rules: Sequence[Rule] = DEFAULT_RULES,
+    meanwhile: Callable[[], object] | None = None,
 ) -> GateDecision:
     """Apply ``policy`` to a change read by :func:`read_change` in repository ``root``.
 
     Blob sizes and symlink targets are read by git while the rules that need neither
-    run.
+    run. ``meanwhile``, if given, is called once while git reads them, after those
+    rules (or after all the rules when nothing is read): work of the caller's that
+    needs no verdict overlaps git's.
     """
     changes = change.changes
     blobs = None
     if policy.max_file_bytes is not None or policy.allow_symlinks:
         blobs = start_blob_info(root, changes, policy)
+    pending = [meanwhile] if meanwhile is not None else []
+
+    def wait() -> BlobInfo:
+        while pending:
+            pending.pop()()
+        assert blobs is not None
+        return blobs()
+
     try:
-        findings = evaluate(changes, RuleContext(policy), rules, blobs)
+        findings = evaluate(changes, RuleContext(policy), rules, wait if blobs else None)
     finally:
         if blobs is not None:  # waited for already, unless a rule failed or none needed it
             with contextlib.suppress(Exception):
                 blobs()
+    while pending:  # nothing was read, or no rule needed it
+        pending.pop()()
     input_digest = sha256_hex({"base": change.base, "tree": change.tree})
     return GateDecision(
         decision_id=stable_uuid(input_digest, policy.hash),
