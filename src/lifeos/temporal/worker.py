@@ -69,6 +69,7 @@ async def serve(
         TemporalUnavailable: the server cannot be reached.
     """
     from temporalio.worker import Worker
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
     from lifeos.temporal.workflow import SpineWorkflow
 
@@ -92,6 +93,11 @@ async def serve(
             workflows=[SpineWorkflow],
             activities=[activities.step, activities.decide],
             activity_executor=pool,
+            # LifeOS's modules hold no state a workflow could leak between runs: taken
+            # as they are, not re-imported in the sandbox for every workflow.
+            workflow_runner=SandboxedWorkflowRunner(
+                restrictions=SandboxRestrictions.default.with_passthrough_modules("lifeos")
+            ),
             max_concurrent_activities=phases,
             identity=identity,
             graceful_shutdown_timeout=GRACE,

@@ -15,7 +15,9 @@ Three pieces, each usable alone:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -287,6 +289,14 @@ def post_json_with_retries(
     return payload, (clock() - start) * 1000.0
 
 
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One TLS context (httpx's defaults: certifi's CA bundle) for every provider client
+    of the process: loading the CA bundle costs tens of milliseconds of CPU, and a
+    worker makes new providers for every phase it runs."""
+    return httpx.create_ssl_context()
+
+
 class PooledHTTP:
     """What the HTTP providers share: their settings, one ``httpx.Client`` made on first
     use (so calls reuse connections), and the retrying JSON POST."""
@@ -345,7 +355,9 @@ class PooledHTTP:
 
     def _http(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(transport=self._transport, headers=self._headers())
+            self._client = httpx.Client(
+                transport=self._transport, headers=self._headers(), verify=shared_ssl_context()
+            )
         return self._client
 
     def close(self) -> None:
