@@ -65,7 +65,20 @@ def ledger_types(repo: Path, run_id: str) -> list[str]:
 
 def test_each_step_is_one_phase_and_the_run_lands(demo: Path) -> None:
     lines: list[str] = []
-    acts = SpineActivities(opener(demo), say=lines.append, heartbeat_every_s=0.01)
+    renewing: list[Any] = []  # the stores the heartbeat threads renewed the lease from
+
+    @contextmanager
+    def lease_store() -> Iterator[Any]:
+        store = open_store(detect_repo(demo).lifeos_dir, SystemClock())
+        renewing.append(store)
+        try:
+            yield store
+        finally:
+            store.close()
+
+    acts = SpineActivities(
+        opener(demo), open_store=lease_store, say=lines.append, heartbeat_every_s=0.01
+    )
     env = ActivityEnvironment()
     beats: list[Any] = []
     env.on_heartbeat = lambda *details: beats.append(details)
@@ -82,6 +95,7 @@ def test_each_step_is_one_phase_and_the_run_lands(demo: Path) -> None:
     assert [r["agent_calls"] for r in results] == [0, 1, 3, 2, 0, 0, 0]
     assert all(r["replayed_calls"] == 0 for r in results)
     assert beats, "a phase that runs the project's tests outlasts 10 ms without a heartbeat"
+    assert len(renewing) == len(results)  # one store for each step's lease, not a spine
     assert any("build (attempt 1)" in line for line in lines)
     assert ledger_types(demo, run_id).count("spine.landed") == 1
 

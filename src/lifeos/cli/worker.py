@@ -13,6 +13,7 @@ from lifeos.temporal.contract import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE
 
 if TYPE_CHECKING:
     from lifeos.spine import Spine
+    from lifeos.store import Store
 
 
 def temporal_options(fn: Callable[..., int]) -> Callable[..., int]:
@@ -82,6 +83,7 @@ def worker(
     """
     import os
     import socket
+    import threading
 
     from lifeos.cli._common import load_settings, open_repo_store, repo
     from lifeos.errors import InputError
@@ -101,16 +103,34 @@ def worker(
     def say(line: str) -> None:
         click.echo(f"[worker {name}] {line}", err=True)
 
+    kept = threading.local()
+
     @contextmanager
     def open_spine(progress: Callable[[str], None]) -> Iterator[Spine]:
-        _, store = open_repo_store(where)
+        # Each phase thread keeps its store open for its next phase (a PostgreSQL
+        # connection costs the server a new backend); one an error went through is
+        # closed, and the next phase opens a fresh one.
+        store = getattr(kept, "store", None)
+        kept.store = None
+        if store is None:
+            _, store = open_repo_store(where)
         try:
             settings = load_settings(where.main_root, config_path).data
             yield repo_spine(where, store, settings, env=os.environ, progress=progress)
+        except BaseException:
+            store.close()
+            raise
+        kept.store = store
+
+    @contextmanager
+    def open_store() -> Iterator[Store]:
+        _, store = open_repo_store(where)
+        try:
+            yield store
         finally:
             store.close()
 
-    activities = SpineActivities(open_spine, say=say)
+    activities = SpineActivities(open_spine, open_store=open_store, say=say)
 
     def work() -> int:
         run_sync(

@@ -24,10 +24,13 @@ from lifeos.temporal import contract
 
 if TYPE_CHECKING:
     from lifeos.spine import Spine
+    from lifeos.store import Store
 
-__all__ = ["SpineActivities", "SpineOpener", "heartbeats"]
+__all__ = ["SpineActivities", "SpineOpener", "StoreOpener", "heartbeats"]
 
 SpineOpener = Callable[[Callable[[str], None]], AbstractContextManager["Spine"]]
+StoreOpener = Callable[[], AbstractContextManager["Store"]]
+"""Opens a store alone (the heartbeat thread's, to renew a lease)."""
 """Opens the repository's spine (store, settings, agents) with a progress callback and
 closes its store when done."""
 
@@ -100,10 +103,12 @@ class SpineActivities:
         self,
         open_spine: SpineOpener,
         *,
+        open_store: StoreOpener | None = None,
         say: Callable[[str], None] = lambda _line: None,
         heartbeat_every_s: float = contract.HEARTBEAT_EVERY_S,
     ) -> None:
         self.open_spine = open_spine
+        self.open_store = open_store
         self.say = say
         self.heartbeat_every_s = heartbeat_every_s
 
@@ -168,11 +173,20 @@ class SpineActivities:
             )
 
         @contextmanager
+        def own_store() -> Iterator[Store]:
+            if self.open_store is not None:
+                with self.open_store() as opened:
+                    yield opened
+            else:
+                with self.open_spine(lambda _line: None) as own:
+                    yield own.store
+
+        @contextmanager
         def renewal() -> Iterator[Callable[[], bool]]:
-            with self.open_spine(lambda _line: None) as own:
+            with own_store() as renewing:
 
                 def renew() -> bool:
-                    held = own.store.renew_claim(run_id, owner, contract.LEASE_TTL_S)
+                    held = renewing.renew_claim(run_id, owner, contract.LEASE_TTL_S)
                     if not held:
                         self.say(f"run {run_id}: lease lost by {owner}")
                     return held
