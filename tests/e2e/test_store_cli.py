@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from tests.store.pgserver import PostgresServer, start_server
+from tests.store.pgserver import PostgresServer
 
 LIFEOS = str(Path(sys.executable).parent / "lifeos")
 
@@ -62,18 +62,6 @@ def closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer]:
-    """A PostgreSQL server for this module, stopped after it."""
-    server = start_server()
-    if isinstance(server, str):
-        pytest.skip(server)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

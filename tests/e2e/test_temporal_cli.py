@@ -279,36 +279,13 @@ def copy_of(pristine: Path, where: Path) -> Path:
     return Path(shutil.copytree(pristine, where / "repo", symlinks=True))
 
 
-def _pgserver() -> Any:
-    """tests/store/pgserver.py (the store tests' throwaway PostgreSQL server)."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "store" / "pgserver.py"
-    spec = importlib.util.spec_from_file_location("lifeos_test_pgserver", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Any]:
-    server = _pgserver().start_server()
-    if isinstance(server, str):
-        pytest.skip(server)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The store the test's ``lifeos`` processes share: SQLite, or a PostgreSQL database."""
     if request.param == "sqlite":
         yield "sqlite"
         return
-    server = request.getfixturevalue("postgres")
+    server = request.getfixturevalue("pg_server")
     STORE_URL["LIFEOS_STORE_URL"] = server.database_url(tmp_path)
     try:
         yield "postgresql"

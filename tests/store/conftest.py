@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from pgserver import PostgresServer, start_server
+from pgserver import PostgresServer
 
 from lifeos.clock import Clock, FixedClock
 from lifeos.store import Store
@@ -75,18 +75,6 @@ BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {
     "sqlite": _sqlite,
     "postgresql": _postgresql,
 }
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    """A PostgreSQL server for this session (this xdist worker), stopped at its end."""
-    server = start_server()
-    if isinstance(server, str):
-        pytest.skip(server)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class StoreFactory:
