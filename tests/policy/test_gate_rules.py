@@ -137,9 +137,17 @@ class TestSizeLimitRule:
         small = load_policy({"profile": "code", "max_file_bytes": 10})
         assert codes(self.rule, add("src/a"), small, sizes={B: 10}) == []
 
+    def test_blocks_a_size_git_did_not_report(self) -> None:
+        """Fail closed: a blob whose size is unknown may be over the limit."""
+        small = load_policy({"profile": "code", "max_file_bytes": 10})
+        assert codes(self.rule, add("src/a"), small, sizes={}) == ["ENVELOPE_VIOLATION"]
+        ctx = RuleContext(small, sizes={})
+        assert not self.rule.quiet_for_all([add("src/a")], ctx)
+        assert self.rule.quiet_for_all([add("src/a")], RuleContext(small, sizes={B: 3}))
+
     def test_max_files(self) -> None:
         two = load_policy({"profile": "code", "max_files": 2})
-        ctx = RuleContext(two)
+        ctx = RuleContext(two, sizes={B: 1})
         assert evaluate([add("src/a"), add("src/b")], ctx) == []
         found = evaluate([add("src/a"), add("src/b"), add("src/c")], ctx)
         assert [f.code for f in found] == [ReasonCode.ENVELOPE_VIOLATION]
@@ -156,7 +164,7 @@ class TestPathSafetyRule:
         assert codes(self.rule, rename("src/x", "src/y")) == []
 
     def test_is_terminal(self) -> None:
-        found = evaluate([add("config/../.git/x")], RuleContext(CODE))
+        found = evaluate([add("config/../.git/x")], RuleContext(CODE, sizes={B: 1}))
         assert [f.code.value for f in found] == ["PATH_UNSAFE"]
 
 

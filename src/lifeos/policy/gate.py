@@ -268,7 +268,8 @@ class SymlinkRule(Rule):
 
 
 class SizeLimitRule(Rule):
-    """An added or modified blob larger than ``max_file_bytes`` is outside the envelope."""
+    """An added or modified blob larger than ``max_file_bytes`` is outside the envelope;
+    so is one whose size git did not report (fail closed)."""
 
     code = ReasonCode.ENVELOPE_VIOLATION
     needs_blobs = True
@@ -281,14 +282,21 @@ class SizeLimitRule(Rule):
 
     def quiet_for_all(self, changes: Sequence[Change], ctx: RuleContext) -> bool:
         limit = ctx.policy.max_file_bytes
-        return limit is None or max(ctx.sizes.values(), default=0) <= limit
+        if limit is None:
+            return True
+        if max(ctx.sizes.values(), default=0) > limit:
+            return False
+        wanted = {c.new_sha for c in changes if c.new_mode not in (MODE_NONE, MODE_GITLINK)}
+        return ctx.sizes.keys() >= wanted  # every size known
 
     def check(self, change: Change, ctx: RuleContext) -> list[Finding]:
         limit = ctx.policy.max_file_bytes
         if limit is None or change.new_mode in (MODE_NONE, MODE_GITLINK):
             return []
         size = ctx.sizes.get(change.new_sha)
-        if size is not None and size > limit:
+        if size is None:
+            return [self.finding(change.path, "its size could not be read")]
+        if size > limit:
             return [self.finding(change.path, f"{size} bytes, over the {limit}-byte limit")]
         return []
 
