@@ -11,6 +11,7 @@ journal of the one in progress.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import json
 import shlex
@@ -443,7 +444,10 @@ class Spine:
         except LifeOSError as exc:
             err = SpineStop.from_error(exc)
             return self._finish(run_id, err.state, err.reasons, err.message)
-        except OSError as exc:  # a full disk, a read-only folder: resumable once fixed
+        except OSError as exc:
+            if exc.errno not in _WRITE_ERRNOS:
+                raise
+            # a full disk, a quota, a read-only folder: resumable once fixed
             where = f" {exc.filename}" if exc.filename else ""
             return self._finish(
                 run_id,
@@ -1464,6 +1468,10 @@ class Spine:
             f"## Changed files\n\n" + "\n".join(files)
         )
 
+
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO})
+"""Errors of a disk that cannot take LifeOS's writes now (``WRITE_FAILED``); any other
+OSError is not the disk's state and is not turned into a resumable stop."""
 
 JOB_CAPS = ("tokens", "cost_usd", "calls")
 """The budget caps a request (an OpenClaw job) may set for its run."""
