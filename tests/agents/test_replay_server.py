@@ -284,3 +284,14 @@ def test_a_repeated_idempotency_key_gets_the_first_answer_again(
     assert client.post(url, json=request("again")).status_code == 404  # both recordings used
     calls = client.get(f"{server.url.removesuffix('/v1')}/_lifeos/calls").json()
     assert calls["total"] == 2 and calls["idempotent_repeats"] == 2
+
+
+def test_an_idempotency_key_reused_for_another_request_is_refused(
+    server: ReplayServer, client: httpx.Client
+) -> None:
+    url = f"{server.url}/chat/completions"
+    headers = {"Idempotency-Key": "k-9"}
+    assert client.post(url, json=request("hi"), headers=headers).status_code == 200
+    other = client.post(url, json=request("again"), headers=headers)
+    assert other.status_code == 422
+    assert other.json()["error"]["code"] == "idempotency_key_reused"

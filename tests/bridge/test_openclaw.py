@@ -166,6 +166,9 @@ BAD = [
     ({**FULL, "budget": {"dollars": 1}}, "'budget'"),
     ({**FULL, "budget": {"tokens": -1}}, "'budget'"),
     ({**FULL, "budget": {"calls": True}}, "'budget'"),
+    ({**FULL, "budget": {"calls": 2.5}}, "'budget'"),
+    ({**FULL, "budget": {"cost_usd": float("nan")}}, "'budget'"),
+    ({**FULL, "budget": {"cost_usd": float("inf")}}, "'budget'"),
     ({**FULL, "callback": "ftp://x"}, "'callback'"),
 ]
 
@@ -245,5 +248,10 @@ def test_the_callback_is_told_once_per_stopped_state_until_it_answers() -> None:
     assert notify(record, done, "LANDED", post) and record["notified_state"] == "LANDED"
     assert [body["status"] for _, body in sent] == ["paused"] * 3 + ["done"]
     assert {url for url, _ in sent} == {FULL["callback"]}
+    # a second pause of the run (another approval point) is another stop: told again
+    answers.append(200)
+    assert notify(record, paused, "PAUSED", post, stop="PAUSED@t2")
+    assert [body["status"] for _, body in sent][-1] == "paused"
+    assert not notify(record, paused, "PAUSED", post, stop="PAUSED@t2")
     no_callback = {"job": JobPayload.from_dict({**FULL, "callback": None}).to_dict()}
     assert not notify(no_callback, done, "LANDED", post)

@@ -42,19 +42,29 @@ def approve_before_build(repo: Path, task: str = "T-1") -> None:
     )
 
 
-def test_a_context_file_missing_from_the_baseline_is_outside_the_envelope(
+@pytest.mark.parametrize(
+    "context",
+    [
+        "[src/wordcount/gone.py]",  # not in the baseline
+        "[src/wordcount/, src/wordcount/__init__.py/]",  # a file named as a folder
+        "[src/wordcount/, 'docs notes/gone.md']",  # a space in the missing name
+    ],
+)
+def test_a_context_path_missing_from_the_baseline_is_outside_the_envelope(
     demo_repo: Path,  # noqa: F811
+    context: str,
 ) -> None:
     commit_edit(
         demo_repo,
         "config/backlog.yaml",
         "context: [src/wordcount/__init__.py]\n- id: T-2",
-        "context: [src/wordcount/gone.py]\n- id: T-2",
+        f"context: {context}\n- id: T-2",
     )
     before = checkout_state(demo_repo)
     code, out = run_json(demo_repo, "run", "--task", "T-1")
     assert code == 3 and out["state"] == "BLOCKED", out
-    assert out["reason_codes"] == ["ENVELOPE_VIOLATION"] and "gone.py" in out["message"]
+    assert out["reason_codes"] == ["ENVELOPE_VIOLATION"], out
+    assert "src/wordcount/, " not in out["message"]  # the folder that is there is not named
     assert out["agent_calls"] == 0 and out["worktree"] is None
     assert checkout_state(demo_repo) == before
 

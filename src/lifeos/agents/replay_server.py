@@ -221,7 +221,7 @@ class _ChatServer:
         self.port = port
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._answered: dict[str, dict[str, Any]] = {}
+        self._answered: dict[str, tuple[str, dict[str, Any]]] = {}
         self._repeats = 0
         self._lock = threading.Lock()
 
@@ -229,21 +229,32 @@ class _ChatServer:
         self, body: dict[str, Any], authorization: str | None, idempotency_key: str | None
     ) -> dict[str, Any]:
         """Answer a request: again with the first answer for an idempotency key seen
-        before, else through :meth:`complete`."""
+        before (a key reused for another request is refused, 422), else through
+        :meth:`complete`."""
         if not idempotency_key:
             return self.complete(body, authorization)
+        asked = json.dumps(body, sort_keys=True)
         with self._lock:
             first = self._answered.get(idempotency_key)
             if first is not None:
+                if first[0] != asked:
+                    raise HTTPFailure(
+                        422,
+                        f"idempotency key {idempotency_key} was used for another request",
+                        "invalid_request_error",
+                        "idempotency_key_reused",
+                    )
                 self._repeats += 1
-                return first
+                return first[1]
         response = self.complete(body, authorization)
         with self._lock:
-            return self._answered.setdefault(idempotency_key, response)
+            return self._answered.setdefault(idempotency_key, (asked, response))[1]
 
     def calls(self) -> dict[str, Any]:
         """The cassette's served-calls report, with the idempotent repeats."""
-        return {**self.cassette.calls(), "idempotent_repeats": self._repeats}
+        with self._lock:
+            repeats = self._repeats
+        return {**self.cassette.calls(), "idempotent_repeats": repeats}
 
     def complete(self, body: dict[str, Any], authorization: str | None) -> dict[str, Any]:
         """Answer one chat-completions request (non-streamed form)."""

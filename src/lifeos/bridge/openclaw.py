@@ -8,14 +8,15 @@
 A job is reported ``done`` only when its run LANDED and its evidence folder is complete
 and its manifest verifies. A job names a backlog task (``task_id``) or carries one inline
 (``task``, validated like a backlog entry); its ``budget`` lowers lifeos.yaml's caps for
-its run; its ``callback`` URL is POSTed the job's result each time the run's state
-changes (when the job is submitted or polled), until it answers 2xx.
+its run; its ``callback`` URL is POSTed the job's result each time the run stops (when the job
+is submitted or polled), until it answers 2xx.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -190,8 +191,15 @@ def _budget(value: Any) -> dict[str, float]:
     for key, amount in value.items():
         if key not in _BUDGET_KEYS:
             raise _bad(f"field 'budget': unknown cap {key!r} (caps: {', '.join(_BUDGET_KEYS)})")
-        if isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0:
-            raise _bad(f"field 'budget': cap {key!r} must be a number >= 0")
+        whole = key in ("tokens", "calls")
+        if (
+            isinstance(amount, bool)
+            or not isinstance(amount, int if whole else int | float)
+            or not math.isfinite(amount)
+            or amount < 0
+        ):
+            kind = "a whole number" if whole else "a number"
+            raise _bad(f"field 'budget': cap {key!r} must be {kind} >= 0")
         out[str(key)] = amount
     return out
 
@@ -479,12 +487,16 @@ Poster = Callable[[str, Mapping[str, Any]], int]
 when the URL cannot be reached)."""
 
 
-def notify(record: dict[str, Any], result: JobResult, state: str, post: Poster) -> bool:
-    """POST ``result`` to the job's callback once per stopped run state; whether the job
-    record changed. A delivery that fails is kept in the record (``callback_error``) and
-    tried again the next time the job is polled."""
+def notify(
+    record: dict[str, Any], result: JobResult, state: str, post: Poster, stop: str | None = None
+) -> bool:
+    """POST ``result`` to the job's callback once per stop of its run (``stop`` tells one
+    stop from another — a second pause, a failure after a resume — and defaults to the
+    state); whether the job record changed. A delivery that fails is kept in the record
+    (``callback_error``) and tried again the next time the job is polled."""
     url = record["job"].get("callback")
-    if not url or state == "RUNNING" or record.get("notified_state") == state:
+    stop = stop or state
+    if not url or state == "RUNNING" or record.get("notified") == stop:
         return False
     try:
         status = post(url, result.to_dict())
@@ -492,7 +504,7 @@ def notify(record: dict[str, Any], result: JobResult, state: str, post: Poster) 
     except Exception as exc:  # any failure to deliver is recorded, never raised
         error = f"{type(exc).__name__}: {exc}"
     if error is None:
-        record["notified_state"] = state
+        record["notified"], record["notified_state"] = stop, state
         record.pop("callback_error", None)
     else:
         record["callback_error"] = error
@@ -505,9 +517,10 @@ def job_result(
     """The job's result now, its evidence folder written when its run changed state and
     its callback (with ``post``) told.
 
-    The folder is written once per run state (kept as ``evidence_state`` in the job
-    record), never repaired: a tampered folder stays tampered and a landed job with it
-    is reported ``failed`` with ``EVIDENCE_INCOMPLETE``.
+    The folder is written once per stop of the run (its state and the time it was
+    recorded, kept as ``evidence_state`` in the job record), never repaired: a tampered
+    folder stays tampered and a landed job with it is reported ``failed`` with
+    ``EVIDENCE_INCOMPLETE``.
     """
     job = JobPayload.from_dict(record["job"])
     run = _find_run(store, record)
@@ -522,7 +535,8 @@ def job_result(
     rows = store.ledger_rows_for_run(run_id)
     ledger = [ledger_ref(r["seq"], r["leaf_hash"]) for r in rows]
     state = str(run["status"]).upper()
-    if record.get("evidence_state") != state or record.get("run_id") != run_id:
+    stop = state if state == "RUNNING" else f"{state}@{run['updated_at']}"
+    if record.get("evidence_state") != stop or record.get("run_id") != run_id:
         packets = [
             {
                 "artifact_id": a["artifact_id"],
@@ -536,13 +550,13 @@ def job_result(
         ]
         sound = result_payload(job, run, usage=usage, evidence=rel)
         write_evidence(folder, job, sound, packets, ledger)
-        record = {**record, "run_id": run_id, "evidence_state": state}
+        record = {**record, "run_id": run_id, "evidence_state": stop}
         write_job_record(lifeos_dir, record)
     problem = None
     if state == "LANDED":
         problems = evidence_problems(folder, known_ledger_refs=ledger, repo_root=main_root)
         problem = problems[0] if problems else None
     result = result_payload(job, run, usage=usage, evidence=rel, evidence_problem=problem)
-    if post is not None and notify(record, result, state, post):
+    if post is not None and notify(record, result, state, post, stop):
         write_job_record(lifeos_dir, record)
     return result

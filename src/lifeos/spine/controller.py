@@ -14,6 +14,7 @@ import dataclasses
 import errno
 import functools
 import json
+import math
 import shlex
 import shutil
 import subprocess
@@ -528,14 +529,24 @@ class Spine:
         return BudgetCaps.from_config(section)
 
     def _in_commit(self, commit: str, paths: Sequence[str]) -> set[str]:
-        """Which of ``paths`` (a folder may end in ``/``) the tree of ``commit`` has,
-        read with one ``cat-file --batch-check``."""
-        if not paths:
+        """Which of ``paths`` the tree of ``commit`` has (by the name without a trailing
+        ``/``; one ending in ``/`` must be a folder), read with one ``cat-file
+        --batch-check``. A path git cannot be asked about counts as missing."""
+        asked = [(p.rstrip("/"), p) for p in paths if p.rstrip("/") and not set(p) & {"\n", "\r"}]
+        if not asked:
             return set()
-        names = [p.rstrip("/") or "." for p in paths]
-        stdin = "".join(f"{commit}:{'' if n == '.' else n}\n" for n in names).encode()
+        stdin = "".join(f"{commit}:{name}\n" for name, _ in asked).encode()
         lines = self._git().run("cat-file", "--batch-check", stdin=stdin).splitlines()
-        return {n for n, line in zip(names, lines, strict=False) if not line.endswith(" missing")}
+        if len(lines) != len(asked):  # answers must pair with questions, or none counts
+            return set()
+        found = set()
+        for (name, path), line in zip(asked, lines, strict=True):
+            if line.endswith(" missing"):
+                continue
+            kind = line.split(" ")[1]  # "<sha> <type> <size>"
+            if kind == "tree" or (kind == "blob" and not path.endswith("/")):
+                found.add(name)
+        return found
 
     def _design(self, run_id: str, config: dict[str, Any]) -> str:
         task = config["task"]
@@ -1480,13 +1491,19 @@ JOB_CAPS = ("tokens", "cost_usd", "calls")
 def _job_caps(budget: Mapping[str, float] | None) -> dict[str, float]:
     caps: dict[str, float] = {}
     for key, value in (budget or {}).items():
-        if key not in JOB_CAPS or isinstance(value, bool) or not isinstance(value, int | float):
+        whole = key in ("tokens", "calls")
+        if (
+            key not in JOB_CAPS
+            or isinstance(value, bool)
+            or not isinstance(value, int if whole else int | float)
+            or not math.isfinite(value)
+            or value < 0
+        ):
             raise SpineInputError(
-                f"budget cap {key!r}={value!r}: caps are {', '.join(JOB_CAPS)}, numbers >= 0",
+                f"budget cap {key!r}={value!r}: caps are {', '.join(JOB_CAPS)}, numbers >= 0 "
+                "(tokens and calls whole numbers)",
                 ReasonCode.INVALID_INPUT,
             )
-        if value < 0:
-            raise SpineInputError(f"budget cap {key!r} must be >= 0", ReasonCode.INVALID_INPUT)
         caps[key] = value
     return caps
 
@@ -1502,7 +1519,16 @@ class _Keyed:
     def call(self, request: AgentCall) -> AgentResponse:
         key = self.env.current_key
         if key is not None and request.idempotency_key is None:
-            request = dataclasses.replace(request, idempotency_key=key)
+            asked = sha256_hex(
+                {
+                    "max_tokens": request.max_tokens,
+                    "messages": request.chat_messages(),
+                    "model": request.model,
+                    "role": request.role,
+                    "tools": list(request.tools),
+                }
+            )
+            request = dataclasses.replace(request, idempotency_key=stable_uuid(key, asked))
         return self.inner.call(request)
 
 

@@ -115,7 +115,9 @@ class PhaseEnv:
                 )
             self.replayed_calls += 1
             return copy_json(record["result"]), True
-        self.current_key = stable_uuid("lifeos.call", *map(str, key))
+        # the phase's inputs are in the key: a resumed phase asked other questions
+        # (another reviewer list, say) must not be answered from the earlier ones
+        self.current_key = stable_uuid("lifeos.call", *map(str, key), self.digest)
         try:
             result = call()
         finally:

@@ -29,10 +29,10 @@ if TYPE_CHECKING:
 __all__ = ["SpineActivities", "SpineOpener", "StoreOpener", "heartbeats"]
 
 SpineOpener = Callable[[Callable[[str], None]], AbstractContextManager["Spine"]]
-StoreOpener = Callable[[], AbstractContextManager["Store"]]
-"""Opens a store alone (the heartbeat thread's, to renew a lease)."""
 """Opens the repository's spine (store, settings, agents) with a progress callback and
 closes its store when done."""
+StoreOpener = Callable[[], AbstractContextManager["Store"]]
+"""Opens a store alone (the heartbeat thread's, to renew a lease)."""
 
 
 Renewal = Callable[[], AbstractContextManager[Callable[[], bool]]]

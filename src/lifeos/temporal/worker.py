@@ -93,10 +93,13 @@ async def serve(
             workflows=[SpineWorkflow],
             activities=[activities.step, activities.decide],
             activity_executor=pool,
-            # LifeOS's modules hold no state a workflow could leak between runs: taken
-            # as they are, not re-imported in the sandbox for every workflow.
+            # What the workflow imports of LifeOS (names, timeouts, reason codes: no
+            # state) is taken as it is instead of re-imported for every workflow; the
+            # workflow's own module stays in the sandbox and under its checks.
             workflow_runner=SandboxedWorkflowRunner(
-                restrictions=SandboxRestrictions.default.with_passthrough_modules("lifeos")
+                restrictions=SandboxRestrictions.default.with_passthrough_modules(
+                    "lifeos.temporal.contract", "lifeos.errors"
+                )
             ),
             max_concurrent_activities=phases,
             identity=identity,
