@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.e2e.cli import lifeos
 
 from lifeos.clock import FixedClock
 from lifeos.evidence import write_bundle
@@ -16,8 +15,6 @@ from lifeos.ledger.keys import load_signer
 from lifeos.ledger.note import Signer
 from lifeos.repo import detect_repo
 from lifeos.store import open_store
-
-LIFEOS = str(Path(sys.executable).parent / "lifeos")
 
 BACKLOG = """\
 # The team's backlog.
@@ -37,20 +34,6 @@ tasks:
     title: Write the user guide
     priority: P2
 """
-
-
-def lifeos(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Any:
-    import os
-
-    return subprocess.run(
-        [LIFEOS, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def assert_one_line_error(proc: Any, code: int, reason: str) -> str:

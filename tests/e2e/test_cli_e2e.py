@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from tests.conftest import git
-
-LIFEOS = str(Path(sys.executable).parent / "lifeos")
-
-
-def lifeos(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [LIFEOS, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
-    )
+from tests.e2e.cli import lifeos
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, reason: str) -> None:

@@ -9,26 +9,19 @@ import os
 import sqlite3
 import stat
 import subprocess
-import sys
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.conftest import git
+from tests.e2e.cli import lifeos
 
 from lifeos.canonical import canonical_json
 from lifeos.ledger.merkle import ProofError, leaf_hash, verify_inclusion
 from lifeos.ledger.note import Signer, Verifier, open_note, parse_checkpoint
 
-LIFEOS = str(Path(sys.executable).parent / "lifeos")
 GENESIS = "0" * 64
-
-
-def lifeos(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [LIFEOS, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 def ok(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

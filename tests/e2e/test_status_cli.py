@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import git
+from tests.e2e.cli import lifeos
 
 from lifeos.clock import FixedClock
 from lifeos.evidence import write_bundle
@@ -24,8 +22,6 @@ from lifeos.repo import detect_repo
 from lifeos.status import REPORT_DIR, STATUS_FILE
 from lifeos.store import open_store
 from lifeos.worktree import LIFEOS_OWNED
-
-LIFEOS = str(Path(sys.executable).parent / "lifeos")
 
 BACKLOG = """\
 tasks:
@@ -38,18 +34,6 @@ tasks:
   - id: T-3
     title: Write the user guide
 """
-
-
-def lifeos(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Any:
-    return subprocess.run(
-        [LIFEOS, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def assert_one_line_error(proc: Any, code: int, reason: str) -> str:
