@@ -34,6 +34,7 @@ from typing import Any
 from lifeos.clock import Clock, SystemClock
 from lifeos.errors import InputError, ReasonCode
 from lifeos.fsutil import atomic_write
+from lifeos.policy.gitread import LIFEOS_OWNED  # the one list of LifeOS-owned paths
 
 __all__ = [
     "BRANCH_PREFIX",
@@ -52,8 +53,6 @@ __all__ = [
 
 BRANCH_PREFIX = "lifeos/"
 """Every run branch lives under ``refs/heads/lifeos/``."""
-LIFEOS_OWNED = (".lifeos", "artifacts/status", "artifacts/packets/status")
-"""Paths LifeOS writes in the user's checkout (DESIGN.md, "LifeOS-owned paths")."""
 
 _DEFAULT_IDENTITY = ("LifeOS", "lifeos@localhost")
 _TIMEOUT_S = 300.0
