@@ -639,6 +639,7 @@ class TestSnapshot:
         _write(repo / ".lifeos" / "evidence" / RUN / "hashes.json", "{}")
         _write(repo / "artifacts" / "status" / "run.json", "{}")
         _write(repo / "artifacts" / "packets" / "status" / "p.json", "{}")
+        _write(repo / "artifacts" / "evidence" / "openclaw" / "jobs" / "j" / "job.json", "{}")
         other = create_worktree(g, repo / ".lifeos", RUN2, "T-2", wt.baseline)
         (other.path / "x").write_text("y\n")
         assert before.diff(snapshot_outside(repo, wt.path)) == []

@@ -11,6 +11,8 @@ from typing import Any
 
 from tests.conftest import GIT_ENV
 
+from lifeos.policy.gitread import LIFEOS_OWNED
+
 LIFEOS = str(Path(sys.executable).parent / "lifeos")
 
 
@@ -54,13 +56,22 @@ def git(cwd: Path, *args: str) -> str:
 
 
 def checkout_state(repo: Path) -> tuple[str, str, dict[str, bytes]]:
-    """HEAD, status and every file's bytes of the user's checkout (LifeOS-owned aside)."""
+    """HEAD, status and every file's bytes of the user's checkout, LifeOS-owned paths
+    (``LIFEOS_OWNED``) aside."""
+
+    def owned(rel: str) -> bool:
+        return any(rel == p or rel.startswith(f"{p}/") for p in LIFEOS_OWNED)
+
     files = {
-        str(p.relative_to(repo)): p.read_bytes()
+        rel: p.read_bytes()
         for p in sorted(repo.rglob("*"))
-        if p.is_file() and ".git" not in p.parts and ".lifeos" not in p.parts
+        if p.is_file()
+        and ".git" not in p.parts
+        and not owned(rel := p.relative_to(repo).as_posix())
     }
-    return git(repo, "rev-parse", "HEAD"), git(repo, "status", "--porcelain"), files
+    excludes = [f":(exclude){p}" for p in LIFEOS_OWNED]
+    status = git(repo, "status", "--porcelain", "--untracked-files=all", "--", ".", *excludes)
+    return git(repo, "rev-parse", "HEAD"), status, files
 
 
 def one_line_error(proc: Any, code: int, reason: str) -> None:

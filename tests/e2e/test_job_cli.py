@@ -38,8 +38,18 @@ def test_a_job_lands_with_evidence_and_a_duplicate_returns_it(demo_repo: Path) -
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["status"] == "done" and out["reason_codes"] == [], out
-    assert out["evidence"] == ".lifeos/evidence/openclaw/jobs/oc-1"
+    assert out["evidence"] == "artifacts/evidence/openclaw/jobs/oc-1"
     folder = demo_repo / out["evidence"]
+    # The folder is in the checkout, untracked, and LifeOS-owned (checkout_state leaves
+    # it out; the next job's clean-tree check does too: see the budget test).
+    plain = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=demo_repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "?? artifacts/evidence/openclaw/jobs/oc-1/manifest.json" in plain.splitlines()
     assert evidence_problems(folder, repo_root=demo_repo) == []
     refs = json.loads((folder / "refs.json").read_text())
     assert refs["spine_evidence"] == out["spine_evidence"] and refs["ledger"]
@@ -157,7 +167,9 @@ def test_a_jobs_budget_lowers_the_runs_caps(demo_repo: Path) -> None:
     config.write_text(config.read_text().replace("calls: 40", "calls: 4"))
     subprocess.run(["git", "commit", "-qam", "4 calls a run"], cwd=demo_repo, check=True)
     raised = {"job_id": "oc-more", "task_id": "T-3", "requester": "r", "budget": {"calls": 99}}
+    assert (demo_repo / "artifacts/evidence/openclaw/jobs/oc-cap/manifest.json").is_file()
     code, out = submit(demo_repo, raised)
+    # Not DIRTY_WORKTREE: the first job's evidence folder is LifeOS-owned.
     assert code == 5 and out["status"] == "budget_exceeded", out
 
 

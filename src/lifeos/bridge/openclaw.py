@@ -2,8 +2,9 @@
 
 * an OpenClaw job payload -> :class:`JobPayload` (validated) -> a spine invocation;
 * a spine run (terminal or checkpoint state) -> an OpenClaw result payload;
-* a job's evidence folder (``.lifeos/evidence/openclaw/jobs/<job_id>/``): job, result
-  and refs (packet and ledger references), sealed by a SHA-256 manifest.
+* a job's evidence folder (``artifacts/evidence/openclaw/jobs/<job_id>/`` in the main
+  checkout, a LifeOS-owned path): job, result and refs (packet and ledger references),
+  sealed by a SHA-256 manifest.
 
 A job is reported ``done`` only when its run LANDED and its evidence folder is complete
 and its manifest verifies. A job names a backlog task (``task_id``) or carries one inline
@@ -58,8 +59,9 @@ OPTIONAL_FIELDS = ("task_id", "task", "repository", "mission", "budget", "callba
 JOB_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 JOBS_DIR = "jobs"
 """Folder under ``.lifeos/`` with one ``<job_id>.json`` record per submitted job."""
-JOB_EVIDENCE_DIR = Path("evidence") / "openclaw" / "jobs"
-"""Folder under ``.lifeos/`` with one evidence folder per job."""
+JOB_EVIDENCE_DIR = Path("artifacts") / "evidence" / "openclaw" / "jobs"
+"""Folder under the main checkout's root with one evidence folder per job (LifeOS-owned:
+the clean-tree check, the gate and worktree cleaning leave it alone)."""
 MANIFEST_FILE = "manifest.json"
 SEALED_FILES = ("job.json", "refs.json", "result.json")
 """The files of a job's evidence folder that its manifest seals."""
@@ -525,7 +527,7 @@ def job_result(
     job = JobPayload.from_dict(record["job"])
     run = _find_run(store, record)
     lifeos_dir = main_root / ".lifeos"
-    folder = lifeos_dir / JOB_EVIDENCE_DIR / job.job_id
+    folder = main_root / JOB_EVIDENCE_DIR / job.job_id
     rel = folder.relative_to(main_root).as_posix()
     if run is None:
         return result_payload(job, None, evidence=None)

@@ -49,7 +49,13 @@ __all__ = [
 MODE_SYMLINK = "120000"
 MODE_GITLINK = "160000"
 MODE_NONE = "000000"
-LIFEOS_OWNED = (".lifeos", "artifacts/status", "artifacts/packets/status")
+LIFEOS_OWNED = (
+    ".lifeos",
+    "artifacts/status",
+    "artifacts/packets/status",
+    "artifacts/evidence/openclaw",
+)
+"""Paths LifeOS writes in the user's checkout: never a change, never gated, never cleaned."""
 
 # Settings pinned on every git call: config that could change what git reports.
 _GIT_SETTINGS = (
@@ -297,9 +303,8 @@ def _temp_index() -> Path:
 def worktree_tree(root: Path) -> str:
     """The tree ``git add -A`` would commit now, built in a temporary index.
 
-    LifeOS-owned paths (``.lifeos/``, ``artifacts/status/``,
-    ``artifacts/packets/status/``) stay as they are in HEAD. The user's index is
-    never touched.
+    LifeOS-owned paths (:data:`LIFEOS_OWNED`) stay as they are in HEAD. The user's
+    index is never touched.
     """
     index = _temp_index()
     env = {"GIT_INDEX_FILE": str(index)}
