@@ -578,3 +578,75 @@ def test_a_budget_stops_a_temporal_run_as_locally_and_resume_goes_on(
     assert agents.served - before == T1_CALLS  # nothing made twice
     assert landed["agent_calls"] == T1_CALLS - 4
     assert lifeos(repo, "ledger", "verify").returncode == 0
+
+
+def job_json(repo: Path, *args: str) -> tuple[int, Any]:
+    proc = lifeos(repo, "job", *args, "--json")
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_an_openclaw_job_runs_on_the_workers_and_is_polled_to_done(
+    tmp_path: Path,
+    temporal: DevServer,
+    agents: Agents,
+    pristine: Path,
+    workers: list[Worker],
+) -> None:
+    """`lifeos job submit --engine temporal --no-wait` hands the job's run to the
+    workers and reports it running; `lifeos job status` polls it to done, with its
+    evidence. A job's budget travels with its run to the workers."""
+    repo = copy_of(pristine, tmp_path)
+    before_checkout = checkout_state(repo)
+    queue = "jobs"
+    workers.append(Worker(repo, temporal, queue, "jobs"))
+    engine = ("--engine", "temporal", "--temporal", temporal.address, "--task-queue", queue)
+    job = repo.parent / "oc-t.json"
+    job.write_text(json.dumps({"job_id": "oc-t", "task_id": "T-1", "requester": "openclaw"}))
+    before = agents.served
+    code, submitted = job_json(repo, "submit", str(job), *engine, "--no-wait")
+    assert code == 0 and submitted["status"] == "running" and submitted["run_id"], submitted
+    polled: dict[str, Any] = {}
+
+    def stopped() -> bool:
+        polled.update(job_json(repo, "status", "oc-t")[1])
+        return polled["status"] != "running"
+
+    wait_for(stopped, "the job's run to stop", workers[0])
+    code, done = job_json(repo, "status", "oc-t")
+    assert code == 0 and done["status"] == "done" and done["reason_codes"] == [], done
+    assert done["run_id"] == submitted["run_id"] and done["commit"]
+    assert done["evidence"] == "artifacts/evidence/openclaw/jobs/oc-t"
+    assert agents.served - before == T1_CALLS
+    assert lifeos(repo, "evidence", "verify", done["run_id"]).returncode == 0
+    # The same job again is the same job: no second run.
+    assert job_json(repo, "submit", str(job), *engine) == (0, done)
+    assert agents.served - before == T1_CALLS
+    assert checkout_state(repo) == before_checkout
+
+    # A job's cap reaches the worker: 4 calls, then the run stops before review.
+    capped = repo.parent / "oc-cap.json"
+    capped.write_text(
+        json.dumps({"job_id": "oc-cap", "task_id": "T-3", "requester": "r", "budget": {"calls": 4}})
+    )
+    code, out = job_json(repo, "submit", str(capped), *engine)
+    assert code == 5 and out["status"] == "budget_exceeded", out
+    assert out["reason_codes"] == ["BUDGET_EXCEEDED"] and out["usage"]["tokens"] > 0
+    assert agents.served - before == T1_CALLS + 4
+    assert out["run_id"] in workers[0].text()  # the worker ran it, not this process
+
+
+def test_a_job_for_an_unreachable_server_is_one_line_and_not_kept(
+    tmp_path: Path, pristine: Path
+) -> None:
+    repo = copy_of(pristine, tmp_path)
+    job = repo.parent / "oc-x.json"
+    job.write_text(json.dumps({"job_id": "oc-x", "task_id": "T-1", "requester": "r"}))
+    port = free_port()
+    proc = lifeos(repo, "job", "submit", str(job), "--engine", "temporal", "--temporal",
+                  f"127.0.0.1:{port}")  # fmt: skip
+    one_line_error(proc, 1, "ENGINE_UNAVAILABLE")
+    assert not (repo / ".lifeos/jobs/oc-x.json").exists()
+    assert json.loads(lifeos(repo, "spine", "list", "--json").stdout)["runs"] == []
+    one_line_error(lifeos(repo, "job", "status", "oc-x"), 2, "TARGET_NOT_FOUND")
+    proc = lifeos(repo, "job", "submit", str(job), "--no-wait")
+    one_line_error(proc, 2, "INVALID_INPUT")

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from lifeos.cli._common import config_option, json_option, print_json
+from lifeos.cli.worker import on_temporal, temporal_options
 
 if TYPE_CHECKING:
-    from lifeos.bridge.openclaw import JobResult
+    from lifeos.bridge.openclaw import JobPayload, JobResult
+    from lifeos.spine import Spine
 
 
 @click.group()
@@ -59,15 +62,39 @@ def _load(source: str) -> Any:
 
 @job.command("submit")
 @click.argument("source", metavar="FILE.json|-")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "temporal"]),
+    default="local",
+    show_default=True,
+    help="Who runs the job's run: this process, or `lifeos worker`s through Temporal.",
+)
+@temporal_options
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="With --engine temporal: report the job running once submitted; poll it with "
+    "`lifeos job status`.",
+)
 @json_option
 @config_option
-def submit_cmd(source: str, as_json: bool, config_path: str | None) -> int:
-    """Run a job's task through the spine now; a known job id reports the existing job."""
+def submit_cmd(
+    source: str,
+    engine: str,
+    address: str,
+    task_queue: str,
+    no_wait: bool,
+    as_json: bool,
+    config_path: str | None,
+) -> int:
+    """Run a job's task through the spine; a known job id reports the existing job."""
     from lifeos.bridge.openclaw import JobPayload, job_result, read_job_record, write_job_record
     from lifeos.cli._common import open_repo_store
     from lifeos.cli.spine import _make_spine
     from lifeos.errors import InputError, LifeOSError
 
+    if engine == "local" and no_wait:
+        raise InputError("--no-wait is for --engine temporal")
     where, store = open_repo_store()
     payload = JobPayload.from_dict(_load(source), where.main_root)
     record = read_job_record(where.lifeos_dir, payload.job_id)
@@ -77,16 +104,58 @@ def submit_cmd(source: str, as_json: bool, config_path: str | None) -> int:
         return _report(job_result(where.main_root, store, record, _post), as_json)
     record = {"job": payload.to_dict(), "run_id": None, "submitted_at": store.now()}
     write_job_record(where.lifeos_dir, record)
-    try:
-        outcome = _make_spine(config_path).start(
-            payload.task_id, inline=payload.inline_task(), budget=payload.budget
+
+    def created(run_id: str) -> None:
+        record["run_id"] = run_id
+        write_job_record(where.lifeos_dir, record)
+
+    def start() -> int:
+        spine = _make_spine(config_path)
+        try:
+            if engine == "local":
+                created(
+                    spine.start(
+                        payload.task_id, inline=payload.inline_task(), budget=payload.budget
+                    ).run_id
+                )
+            else:
+                _on_temporal(spine, payload, address, task_queue, not no_wait, created)
+        except LifeOSError:
+            if record["run_id"] is None:  # nothing was started: the job was never taken
+                (where.lifeos_dir / "jobs" / f"{payload.job_id}.json").unlink(missing_ok=True)
+            raise
+        result = job_result(where.main_root, store, record, _post)
+        code = _report(result, as_json)
+        return 0 if no_wait and result.status == "running" else code  # submitted
+
+    return start() if engine == "local" else on_temporal(start)
+
+
+def _on_temporal(
+    spine: Spine,
+    payload: JobPayload,
+    address: str,
+    task_queue: str,
+    wait: bool,
+    created: Callable[[str], None],
+) -> None:
+    """Submit the job's run to Temporal's workers; with ``wait``, until it stops."""
+    from lifeos.cli.spine import _say
+    from lifeos.temporal.client import run_sync, submit_task
+    from lifeos.temporal.contract import EngineRef
+
+    run_sync(
+        lambda: submit_task(
+            spine,
+            payload.task_id,
+            EngineRef(address, task_queue),
+            wait=wait,
+            say=_say,
+            inline=payload.inline_task(),
+            budget=payload.budget,
+            created=created,
         )
-    except LifeOSError:
-        (where.lifeos_dir / "jobs" / f"{payload.job_id}.json").unlink(missing_ok=True)
-        raise
-    record["run_id"] = outcome.run_id
-    write_job_record(where.lifeos_dir, record)
-    return _report(job_result(where.main_root, store, record, _post), as_json)
+    )
 
 
 @job.command("status")

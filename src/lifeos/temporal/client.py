@@ -22,6 +22,7 @@ from lifeos.temporal.contract import EngineRef, TemporalRunError, TemporalUnavai
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHandle
 
+    from lifeos.backlog import Task
     from lifeos.spine import Spine, SpineOutcome
 
 __all__ = [
@@ -300,11 +301,16 @@ async def submit_task(
     *,
     wait: bool,
     say: Callable[[str], None] = lambda _line: None,
+    inline: Task | None = None,
+    budget: Mapping[str, float] | None = None,
+    created: Callable[[str], None] = lambda _run_id: None,
 ) -> tuple[str, dict[str, Any] | None]:
-    """Create the run of ``task_id`` and submit it; its id and (with ``wait``) its
-    outcome once it stops."""
+    """Create the run of ``task_id`` (``inline`` and ``budget`` as
+    :meth:`Spine.hydrate`) and submit it; its id and (with ``wait``) its outcome once
+    it stops. ``created`` is told the run's id before the run is submitted."""
     client = await connect(ref.address, ref.namespace)
-    run_id = spine.hydrate(task_id, engine=ref.to_dict())
+    run_id = spine.hydrate(task_id, engine=ref.to_dict(), inline=inline, budget=budget)
+    created(run_id)
     try:
         handle = await submit(client, ref, run_id, recovering=False)
     except TemporalUnavailable as exc:
