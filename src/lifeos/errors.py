@@ -142,6 +142,8 @@ class ReasonCode(StrEnum):
     """A file LifeOS writes could not be written: disk full, read-only, quota."""
     ENGINE_UNAVAILABLE = "ENGINE_UNAVAILABLE"
     """The distributed engine driving runs (a Temporal server) cannot be reached."""
+    LEASE_LOST = "LEASE_LOST"
+    """A driver's claim on a run ran out or passed to another; its writes are refused."""
 
 
 # Reason codes that mean "the input was wrong", so the CLI answers with exit 2.

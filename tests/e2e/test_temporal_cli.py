@@ -102,6 +102,8 @@ class HoldingProxy:
         self.upstream = upstream
         self.seen = 0
         self.hold_at: int | None = None
+        self.forward_held = False
+        """Whether a released request is forwarded (answered) rather than refused."""
         self.held = threading.Event()
         self.release = threading.Event()
         self.releases = [self.release]
@@ -121,6 +123,7 @@ class HoldingProxy:
                 if hold:
                     held.set()
                     release.wait()
+                if hold and not proxy.forward_held:
                     status, kind, answer = 503, "application/json", b"{}"
                 else:
                     headers = {
@@ -156,6 +159,7 @@ class HoldingProxy:
         ``release`` is set."""
         with self.lock:
             self.hold_at = self.seen + nth
+            self.forward_held = False
             self.held = threading.Event()
             self.release = threading.Event()
             self.releases.append(self.release)
@@ -483,8 +487,17 @@ def test_a_worker_gone_silent_loses_the_run_and_does_nothing_when_it_wakes(
     # away; when its model call is answered at last, the attempt ends without a result
     # and writes nothing.
     wait_for(lambda: "#1 cancelled" in frozen.text(), "the frozen attempt to be cancelled")
+    owner = re.findall(r"(temporal:\S+#1) cancelled", frozen.text())[0]
+    ledger_before = lifeos(repo, "ledger", "show", "--run", run_id, "--json").stdout
+    agents.proxy.forward_held = True  # the model answers the frozen worker's call
     agents.proxy.release.set()
-    wait_for(lambda: "attempt 1 ended without a result" in frozen.text(), "its phase to end")
+    end = f"({owner}) ended without a result: "
+    wait_for(lambda: end in frozen.text(), "its phase to end")
+    # Stopped by Temporal's cancellation, or else by the store's fence on the lease
+    # (tests/temporal/test_activities.py shows the fence alone): either way, no write.
+    why = frozen.text().split(end, 1)[1].splitlines()[0]
+    assert why.startswith("CancelledError") or why.endswith("[LEASE_LOST]"), why
+    assert lifeos(repo, "ledger", "show", "--run", run_id, "--json").stdout == ledger_before
     shown = json.loads(lifeos(repo, "spine", "show", run_id, "--json").stdout)
     assert shown["state"] == "LANDED" and shown["commit"] == landed["commit"], shown
     assert [c["phase"] for c in shown["checkpoints"]] == PHASES

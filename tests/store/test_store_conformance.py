@@ -35,6 +35,7 @@ from lifeos.store import (
     ArtifactRecord,
     CheckpointRecord,
     ClaimRecord,
+    LeaseLost,
     LedgerEntry,
     LedgerRow,
     RunRecord,
@@ -539,6 +540,84 @@ def test_a_claim_is_not_a_change_to_the_run(leased: Store, clock: ManualClock) -
     assert leased.list_runs() == [before]
     assert leased.release_claim("run-1", "worker-a") is True
     assert leased.get_run("run-1") == before
+
+
+KEY = JournalKey("run-1", "build", 0, 0)
+
+
+def _writes(store: Store) -> list[Any]:
+    """What the fencing tests write: a run change, a journal entry, a ledger entry."""
+    return [
+        store.update_run("run-1", status="running", config={"phase": "build"}),
+        store.put(KEY, JournalRecord(step_digest="d", result="r")),
+        store.append_ledger("spine.phase", "run-1", {"phase": "build"}),
+    ]
+
+
+def test_a_fenced_store_writes_while_its_claim_holds(leased: Store, clock: ManualClock) -> None:
+    assert leased.claim_run("run-1", "worker-a", 10) is True
+    with leased.fenced("run-1", "worker-a"):
+        with leased.transaction():  # nested transactions check once, at the outermost
+            leased.add_task("run-1", "t3", "three", task_order=2)
+            clock.advance(5)
+            assert leased.renew_claim("run-1", "worker-a", 10) is True
+        clock.advance(9)  # within the renewed lease
+        _writes(leased)
+    assert leased.journal_keys("run-1") == [KEY]
+    assert leased.ledger_size() == 1
+
+
+def test_a_fenced_write_after_the_claim_passed_on_writes_nothing(
+    store_factory: OpenStore, clock: ManualClock, tmp_path: Path
+) -> None:
+    """Worker A stalls past its lease; worker B (its own connection) takes the run. A,
+    awake, is refused every write, with LEASE_LOST, and nothing of it lands."""
+    location = tmp_path / "shared"
+    stalled, taker = store_factory(location, clock), store_factory(location, clock)
+    new_run(stalled)
+    assert stalled.claim_run("run-1", "worker-a", 10) is True
+    before = (stalled.get_run("run-1"), stalled.ledger_size())
+    with stalled.fenced("run-1", "worker-a"):
+        clock.advance(11)
+        assert taker.claim_run("run-1", "worker-b", 10) is True
+        for write in (
+            lambda: stalled.update_run("run-1", status="failed"),
+            lambda: stalled.put(KEY, JournalRecord(step_digest="d", result="r")),
+            lambda: stalled.append_ledger("spine.phase", "run-1", {"phase": "build"}),
+            lambda: stalled.add_task("run-1", "t9", "nine"),
+        ):
+            with pytest.raises(LeaseLost) as lost:
+                write()
+            assert lost.value.reason.value == "LEASE_LOST"
+            assert "worker-b" in lost.value.message
+    assert (taker.get_run("run-1"), taker.ledger_size()) == before
+    assert taker.journal_keys("run-1") == [] and taker.list_tasks("run-1") == []
+    # Unfenced, the store writes again (the fence is the driver's, not the store's).
+    assert stalled.update_run("run-1", status="failed")["status"] == "failed"
+
+
+@pytest.mark.parametrize("how", ["expired", "released", "never claimed"])
+def test_a_fenced_store_without_a_claim_in_force_writes_nothing(
+    leased: Store, clock: ManualClock, how: str
+) -> None:
+    if how != "never claimed":
+        assert leased.claim_run("run-1", "worker-a", 10) is True
+    if how == "released":
+        assert leased.release_claim("run-1", "worker-a") is True
+    with leased.fenced("run-1", "worker-a"):
+        if how == "expired":
+            clock.advance(10)  # a lease that ends now is over
+        with pytest.raises(LeaseLost):
+            _writes(leased)
+        with pytest.raises(LeaseLost), leased.transaction():
+            pass
+    assert leased.ledger_size() == 0 and leased.journal_keys("run-1") == []
+
+
+def test_fences_do_not_nest(leased: Store) -> None:
+    with leased.fenced("run-1", "worker-a"):
+        with pytest.raises(StoreError), leased.fenced("run-1", "worker-b"):
+            pass
 
 
 def test_claims_of_unknown_runs_and_tasks_are_refused(leased: Store) -> None:

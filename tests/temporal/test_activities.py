@@ -183,3 +183,49 @@ def test_a_phase_holds_the_run_lease_and_waits_for_another_holder(demo: Path) ->
     assert holders and all(h is not None and h["owner"].startswith("temporal:") for h in holders)
     with opener(demo)(lambda _line: None) as spine:
         assert spine.store.get_claim(run_id) is None  # released when the phase ended
+
+
+def test_a_phase_whose_lease_passed_to_another_writes_nothing(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease runs out mid-phase (no heartbeat renews it here, and Temporal never
+    cancels the attempt) and another driver takes the run: the phase's next write is
+    refused with LEASE_LOST, so the run, its checkpoints and its ledger stay as the
+    other driver found them; Temporal may try the phase again."""
+    import time
+
+    from lifeos.store import LeaseLost
+    from lifeos.temporal import contract
+
+    run_id = hydrate(demo, "T-1")
+    for _ in range(2):  # policy, design
+        ActivityEnvironment().run(SpineActivities(opener(demo)).step, {"run_id": run_id})
+    monkeypatch.setattr(contract, "LEASE_TTL_S", 0.2)
+    taken: list[tuple[Any, ...]] = []
+    lines: list[str] = []
+
+    def say(line: str) -> None:  # the build's first line, before its first agent call
+        lines.append(line)
+        if "build (attempt" in line and not taken:
+            time.sleep(0.3)  # past the lease
+            with opener(demo)(lambda _line: None) as spine:
+                store = spine.store
+                assert store.claim_run(run_id, "thief", 60)
+                run = store.get_run(run_id)
+                taken.append((run, store.list_checkpoints(run_id), store.ledger_size()))
+
+    with opener(demo)(lambda _line: None) as spine:
+        journaled = spine.store.journal_keys(run_id)
+    acts = SpineActivities(opener(demo), say=say, heartbeat_every_s=60)
+    with pytest.raises(LeaseLost) as lost:
+        ActivityEnvironment().run(acts.step, {"run_id": run_id})
+    assert lost.value.reason.value == "LEASE_LOST" and "thief" in lost.value.message
+    assert taken, "the policy phase reported no progress"
+    with opener(demo)(lambda _line: None) as spine:
+        store = spine.store
+        after = (store.get_run(run_id), store.list_checkpoints(run_id), store.ledger_size())
+        assert after == taken[0]
+        assert after[0]["config"]["phase"] == "design"
+        assert store.journal_keys(run_id) == journaled  # the build's calls: none recorded
+        assert store.get_claim(run_id)["owner"] == "thief"  # type: ignore[index]
+    assert any("ended without a result: LeaseLost" in line for line in lines), lines

@@ -30,7 +30,7 @@ from lifeos.errors import InputError, LifeOSError, ReasonCode
 from lifeos.ledger.note import Signer, Verifier
 from lifeos.repo import RepoContext
 from lifeos.spine.model import EXIT_FOR_STATE, PHASES, PhaseEnv, SpineState, SpineStop
-from lifeos.store.base import Store
+from lifeos.store.base import LeaseLost, Store
 
 if TYPE_CHECKING:
     from lifeos.backlog import Task
@@ -438,7 +438,7 @@ class Spine:
                 )
             self._run_phase(run_id, config["phase"], config)
             return None
-        except SpineInputError:
+        except (SpineInputError, LeaseLost):  # LeaseLost: the run is another driver's now
             raise
         except SpineStop as stop:
             return self._finish(run_id, stop.state, stop.reasons, stop.message)

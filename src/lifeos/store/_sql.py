@@ -64,6 +64,7 @@ from lifeos.store.base import (
     ArtifactRecord,
     CheckpointRecord,
     ClaimRecord,
+    LeaseLost,
     LedgerEntry,
     LedgerRow,
     LedgerScanner,
@@ -181,6 +182,8 @@ class SQLStore(ABC):
     """How messages name the store: its file, or its URL without credentials."""
     _depth: int
     """How many transactions are open, the outermost included."""
+    _fence: tuple[str, str] | None = None
+    """``(run_id, owner)`` while :meth:`fenced`: the claim every transaction checks."""
 
     # -- the dialect ---------------------------------------------------------------
 
@@ -277,6 +280,8 @@ class SQLStore(ABC):
         self._begin()
         self._depth = 1
         try:
+            if self._fence is not None:
+                self._check_fence(*self._fence)
             yield
         except BaseException:
             self._depth = 0
@@ -581,6 +586,32 @@ class SQLStore(ABC):
             claimed_at=row["since"],
             expires_at=row["until"],
         )
+
+    @contextmanager
+    def fenced(self, run_id: str, owner: str) -> Iterator[None]:
+        """Every transaction in the block checks ``owner``'s claim first (see Store)."""
+        if self._fence is not None:
+            raise StoreError(f"{self.where}: already fenced for {self._fence[1]}")
+        self._fence = (run_id, owner)
+        try:
+            yield
+        finally:
+            self._fence = None
+
+    def _check_fence(self, run_id: str, owner: str) -> None:
+        """Raise LeaseLost unless ``owner``'s claim on the run is in force; the run's row
+        stays locked (PostgreSQL) or the database's (SQLite) until the transaction ends,
+        so the claim cannot pass to another before this transaction commits."""
+        row = self._q(
+            f"SELECT claimed_by, claim_expires_at FROM runs WHERE run_id = ?{self._FOR_UPDATE}",
+            (run_id,),
+        ).fetchone()
+        if row is None or row["claimed_by"] != owner:
+            holder = "nobody" if row is None or row["claimed_by"] is None else row["claimed_by"]
+            raise LeaseLost(f"run {run_id}: {owner} no longer holds it ({holder} does)")
+        until = row["claim_expires_at"]
+        if until is not None and until <= self.now():
+            raise LeaseLost(f"run {run_id}: {owner}'s lease ran out at {until}")
 
     def _claimable(self, run_id: str, task_id: str | None) -> None:
         """Raise when the run (or its task) does not exist."""

@@ -28,6 +28,7 @@ __all__ = [
     "ArtifactRecord",
     "CheckpointRecord",
     "ClaimRecord",
+    "LeaseLost",
     "LedgerEntry",
     "LedgerRow",
     "LedgerScanRow",
@@ -59,6 +60,13 @@ class StoreError(LifeOSError):
 
     default_reason = ReasonCode.STORE_UNAVAILABLE
     exit_code = 2
+
+
+class LeaseLost(LifeOSError):
+    """A fenced write (see :meth:`Store.fenced`) by an owner that no longer holds the
+    run's claim: refused, nothing written."""
+
+    default_reason = ReasonCode.LEASE_LOST
 
 
 class RunRecord(TypedDict):
@@ -343,6 +351,16 @@ class Store(Protocol):
 
     def get_claim(self, run_id: str, task_id: str | None = None) -> ClaimRecord | None:
         """The claim in force on the run (or its task); None when free, expired or unknown."""
+        ...
+
+    def fenced(self, run_id: str, owner: str) -> AbstractContextManager[None]:
+        """While the block runs, every transaction of this store first checks that
+        ``owner``'s claim on the run is still in force, holding the run's row until it
+        ends; when it is not (expired, released, or another owner's), the transaction
+        raises :class:`LeaseLost` and writes nothing. A driver holds the fence around the
+        work its claim covers, so a driver that stalled past its lease and woke up
+        cannot write over the driver that took the run from it. Fences do not nest.
+        """
         ...
 
     # -- artifacts and timeline ---------------------------------------------------

@@ -295,6 +295,9 @@ class PostgresStore(SQLStore):
         return self._db.execute(_placeholders(sql), args)
 
     def _write(self, sql: str, args: Sequence[Any] = ()) -> psycopg.Cursor[DictRow]:
+        if self._fence is not None and not self._depth:  # fenced: checked, in one unit
+            with self.transaction():
+                return self._db.execute(_placeholders(sql), args)
         return self._db.execute(_placeholders(sql), args)
 
     def _begin(self) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from lifeos.errors import InputError
+from lifeos.errors import InputError, LifeOSError
 from lifeos.temporal import contract
 
 if TYPE_CHECKING:
@@ -143,7 +143,8 @@ class SpineActivities:
         except InputError as exc:
             raise _refusal(exc) from None
         except BaseException as exc:  # cancelled (Temporal gave the phase away), or a bug
-            progress(f"attempt {attempt} ended without a result: {type(exc).__name__}")
+            why = f"{type(exc).__name__} {exc.one_line() if isinstance(exc, LifeOSError) else ''}"
+            progress(f"attempt {attempt} ({owner}) ended without a result: {why.rstrip()}")
             raise
         if outcome is not None:
             progress(f"{outcome.state.value} {' '.join(outcome.reasons)}".rstrip())
@@ -159,7 +160,11 @@ class SpineActivities:
         """Hold the run's lease in the store while the phase runs, renewed with each
         heartbeat (from a store of the heartbeat thread's own): one phase of a run at a
         time, whoever else drives it. A lease still held by another attempt (a worker
-        gone silent but not yet stopped) fails this attempt; Temporal tries again."""
+        gone silent but not yet stopped) fails this attempt; Temporal tries again.
+
+        The phase's store is fenced by the lease: once it has run out or passed to
+        another attempt, the phase's next write fails with LEASE_LOST and writes
+        nothing, so an attempt that stalled and woke up cannot overwrite the run."""
         store = spine.store
         if store.get_run(run_id) is None:  # the step says what is wrong with it
             with heartbeats(self.heartbeat_every_s):
@@ -197,7 +202,10 @@ class SpineActivities:
             self.say(f"run {run_id}: {owner} cancelled: the phase is no longer this attempt's")
 
         try:
-            with heartbeats(self.heartbeat_every_s, renewal=renewal, cancelled=cancelled):
+            with (
+                heartbeats(self.heartbeat_every_s, renewal=renewal, cancelled=cancelled),
+                store.fenced(run_id, owner),
+            ):
                 yield
         finally:
             store.release_claim(run_id, owner)
