@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from lifeos.cli._common import config_option, json_option, print_json
-from lifeos.cli.worker import on_temporal, temporal_options
+from lifeos.cli.worker import engine_options, on_temporal
 
 if TYPE_CHECKING:
     from lifeos.bridge.openclaw import JobPayload, JobResult
@@ -62,20 +62,7 @@ def _load(source: str) -> Any:
 
 @job.command("submit")
 @click.argument("source", metavar="FILE.json|-")
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "temporal"]),
-    default="local",
-    show_default=True,
-    help="Who runs the job's run: this process, or `lifeos worker`s through Temporal.",
-)
-@temporal_options
-@click.option(
-    "--no-wait",
-    is_flag=True,
-    help="With --engine temporal: report the job running once submitted; poll it with "
-    "`lifeos job status`.",
-)
+@engine_options
 @json_option
 @config_option
 def submit_cmd(

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from lifeos.cli._common import config_option, json_option, print_json
-from lifeos.cli.worker import on_temporal, temporal_options
+from lifeos.cli.worker import engine_options, on_temporal
 
 if TYPE_CHECKING:
     from lifeos.spine import Spine, SpineOutcome
@@ -74,19 +74,7 @@ def _report(outcome: SpineOutcome, as_json: bool) -> int:
 @spine.command("run")
 @click.option("--task", "task_id", default=None, metavar="ID", help="The backlog task to run.")
 @click.option("--next", "take_next", is_flag=True, help="Run the next TODO task by priority.")
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "temporal"]),
-    default="local",
-    show_default=True,
-    help="Who runs the phases: this process, or `lifeos worker`s through Temporal.",
-)
-@temporal_options
-@click.option(
-    "--no-wait",
-    is_flag=True,
-    help="With --engine temporal: print the run id once submitted, without waiting.",
-)
+@engine_options
 @json_option
 @config_option
 def run_cmd(

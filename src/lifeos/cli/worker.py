@@ -35,6 +35,24 @@ def temporal_options(fn: Callable[..., int]) -> Callable[..., int]:
     )(fn)
 
 
+def engine_options(fn: Callable[..., int]) -> Callable[..., int]:
+    """``--engine local|temporal``, the Temporal options and ``--no-wait``: who runs a
+    run's phases, and whether the command waits for the run to stop."""
+    fn = click.option(
+        "--no-wait",
+        is_flag=True,
+        help="With --engine temporal: return once the run is submitted, without waiting.",
+    )(fn)
+    fn = temporal_options(fn)
+    return click.option(
+        "--engine",
+        type=click.Choice(["local", "temporal"]),
+        default="local",
+        show_default=True,
+        help="Who runs the phases: this process, or `lifeos worker`s through Temporal.",
+    )(fn)
+
+
 def on_temporal(body: Callable[[], int]) -> int:
     """Run the Temporal part of a command; the process then ends with its exit code
     without the interpreter's teardown (see ``exit_without_teardown``)."""
