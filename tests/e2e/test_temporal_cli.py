@@ -663,3 +663,45 @@ def test_a_job_for_an_unreachable_server_is_one_line_and_not_kept(
     one_line_error(lifeos(repo, "job", "status", "oc-x"), 2, "TARGET_NOT_FOUND")
     proc = lifeos(repo, "job", "submit", str(job), "--no-wait")
     one_line_error(proc, 2, "INVALID_INPUT")
+
+
+def test_a_worker_replaces_its_store_connection_when_the_database_dropped_it(
+    tmp_path: Path,
+    temporal: DevServer,
+    agents: Agents,
+    pristine: Path,
+    workers: list[Worker],
+    request: pytest.FixtureRequest,
+) -> None:
+    """A worker keeps each phase thread's PostgreSQL connection for its next phase. While
+    a run waits for approval, the server ends every connection (a restart, an idle
+    timeout, a failover): the next phases run on fresh connections at their first
+    attempt — no phase fails and is retried for it."""
+    import psycopg
+
+    server = request.getfixturevalue("pg_server")
+    url = server.database_url(tmp_path)
+    STORE_URL["LIFEOS_STORE_URL"] = url
+    try:
+        repo = copy_of(pristine, tmp_path)
+        queue = "dropped"
+        workers.append(Worker(repo, temporal, queue, "only"))
+        code, paused = spine_json(
+            repo, "run", "--task", "T-4", "--engine", "temporal", "--temporal",
+            temporal.address, "--task-queue", queue,
+        )  # fmt: skip
+        assert code == 4 and paused["state"] == "PAUSED", paused
+        with psycopg.connect(url, autocommit=True) as admin:
+            ended = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert ended is not None and ended[0] >= 1  # the worker's kept connection(s)
+        code, done = spine_json(repo, "approve", paused["run_id"])
+        assert code == 0 and done["state"] == "LANDED", done
+        log = workers[0].text()
+        assert "ended without a result" not in log and "recovering (attempt" not in log, log
+        assert "activity as failed" not in log, log
+    finally:
+        STORE_URL.clear()
+        server.drop_database(tmp_path)

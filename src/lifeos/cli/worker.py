@@ -35,6 +35,17 @@ def temporal_options(fn: Callable[..., int]) -> Callable[..., int]:
     )(fn)
 
 
+def _alive(store: Store) -> bool:
+    """Whether ``store`` still answers (one cheap read)."""
+    from lifeos.errors import LifeOSError
+
+    try:
+        store.schema_version()
+    except LifeOSError:
+        return False
+    return True
+
+
 def engine_options(fn: Callable[..., int]) -> Callable[..., int]:
     """``--engine local|temporal``, the Temporal options and ``--no-wait``: who runs a
     run's phases, and whether the command waits for the run to stop."""
@@ -127,9 +138,14 @@ def worker(
     def open_spine(progress: Callable[[str], None]) -> Iterator[Spine]:
         # Each phase thread keeps its store open for its next phase (a PostgreSQL
         # connection costs the server a new backend); one an error went through is
-        # closed, and the next phase opens a fresh one.
+        # closed, and the next phase opens a fresh one. A kept store is asked one cheap
+        # question first: a connection the server ended meanwhile (a restart, an idle
+        # timeout) is replaced rather than failing the phase.
         store = getattr(kept, "store", None)
         kept.store = None
+        if store is not None and not _alive(store):
+            store.close()
+            store = None
         if store is None:
             _, store = open_repo_store(where)
         try:
