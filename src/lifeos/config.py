@@ -23,10 +23,12 @@ from lifeos.errors import ConfigError, ReasonCode
 
 __all__ = [
     "BUDGET_KEYS",
+    "JOB_CAPS",
     "CONFIG_FILE",
     "SECTIONS",
     "LoadedConfig",
     "find_config",
+    "job_cap_problem",
     "load_config",
     "starter_config",
     "validate_budget",
@@ -206,6 +208,26 @@ def _budget(value: Any, loc: tuple[str, ...] = ("budget",)) -> dict[str, Any]:
             raise _Invalid(where, "should be greater than 0 and at most 1")
         out[key] = number
     return out
+
+
+JOB_CAPS = ("tokens", "cost_usd", "calls")
+"""The budget caps a request (an OpenClaw job) may set for its run; each lowers
+lifeos.yaml's for that run only."""
+
+
+def job_cap_problem(key: Any, value: Any) -> str | None:
+    """Why ``value`` cannot be a request's ``key`` cap, or None when it can: a cap is one
+    of :data:`JOB_CAPS`, checked as that key of the ``budget:`` section is (tokens and
+    calls whole numbers >= 0, cost a finite number >= 0)."""
+    if key not in JOB_CAPS:
+        return f"unknown cap {key!r} (caps: {', '.join(JOB_CAPS)})"
+    if value is None:
+        return f"cap {key!r} should be a number"
+    try:
+        _budget({key: value}, ())
+    except _Invalid as exc:
+        return f"cap {key!r} {exc.message}"
+    return None
 
 
 def validate_budget(value: Any) -> dict[str, Any]:

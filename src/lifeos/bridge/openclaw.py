@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeos.canonical import canonical_json
+from lifeos.config import job_cap_problem
 from lifeos.errors import InputError, ReasonCode
 from lifeos.fsutil import atomic_write
 
@@ -39,6 +39,7 @@ __all__ = [
     "STATUS_FOR_STATE",
     "JobPayload",
     "JobResult",
+    "drop_job_record",
     "evidence_problems",
     "job_from_invocation",
     "notify",
@@ -80,7 +81,6 @@ STATE_FOR_STATUS = {status: state for state, status in STATUS_FOR_STATE.items()}
 APPROVAL_POINTS = ("before_build", "before_steward")
 
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_BUDGET_KEYS = ("tokens", "cost_usd", "calls")
 
 
 def _bad(message: str) -> InputError:
@@ -191,17 +191,9 @@ def _budget(value: Any) -> dict[str, float]:
         raise _bad("field 'budget' must be an object")
     out: dict[str, float] = {}
     for key, amount in value.items():
-        if key not in _BUDGET_KEYS:
-            raise _bad(f"field 'budget': unknown cap {key!r} (caps: {', '.join(_BUDGET_KEYS)})")
-        whole = key in ("tokens", "calls")
-        if (
-            isinstance(amount, bool)
-            or not isinstance(amount, int if whole else int | float)
-            or not math.isfinite(amount)
-            or amount < 0
-        ):
-            kind = "a whole number" if whole else "a number"
-            raise _bad(f"field 'budget': cap {key!r} must be {kind} >= 0")
+        problem = job_cap_problem(key, amount)
+        if problem is not None:
+            raise _bad(f"field 'budget': {problem}")
         out[str(key)] = amount
     return out
 
@@ -361,6 +353,11 @@ def write_job_record(lifeos_dir: Path, record: Mapping[str, Any]) -> None:
     folder = lifeos_dir / JOBS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / f"{record['job']['job_id']}.json", _dump(dict(record)))
+
+
+def drop_job_record(lifeos_dir: Path, job_id: str) -> None:
+    """Forget job ``job_id`` (a submit that started nothing): it can be submitted again."""
+    (lifeos_dir / JOBS_DIR / f"{job_id}.json").unlink(missing_ok=True)
 
 
 def read_job_record(lifeos_dir: Path, job_id: str) -> dict[str, Any] | None:

@@ -75,7 +75,13 @@ def submit_cmd(
     config_path: str | None,
 ) -> int:
     """Run a job's task through the spine; a known job id reports the existing job."""
-    from lifeos.bridge.openclaw import JobPayload, job_result, read_job_record, write_job_record
+    from lifeos.bridge.openclaw import (
+        JobPayload,
+        drop_job_record,
+        job_result,
+        read_job_record,
+        write_job_record,
+    )
     from lifeos.cli._common import open_repo_store
     from lifeos.cli.spine import _make_spine
     from lifeos.errors import InputError, LifeOSError
@@ -109,7 +115,7 @@ def submit_cmd(
                 _on_temporal(spine, payload, address, task_queue, not no_wait, created)
         except LifeOSError:
             if record["run_id"] is None:  # nothing was started: the job was never taken
-                (where.lifeos_dir / "jobs" / f"{payload.job_id}.json").unlink(missing_ok=True)
+                drop_job_record(where.lifeos_dir, payload.job_id)
             raise
         result = job_result(where.main_root, store, record, _post)
         code = _report(result, as_json)

@@ -14,7 +14,6 @@ import dataclasses
 import errno
 import functools
 import json
-import math
 import shlex
 import shutil
 import subprocess
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from lifeos.agents.api import AgentCall, AgentError, AgentProvider, AgentResponse, Usage
 from lifeos.canonical import sha256_hex, stable_uuid
 from lifeos.clock import Clock, iso
+from lifeos.config import job_cap_problem
 from lifeos.errors import InputError, LifeOSError, ReasonCode
 from lifeos.ledger.note import Signer, Verifier
 from lifeos.repo import RepoContext
@@ -1484,26 +1484,13 @@ _WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG,
 """Errors of a disk that cannot take LifeOS's writes now (``WRITE_FAILED``); any other
 OSError is not the disk's state and is not turned into a resumable stop."""
 
-JOB_CAPS = ("tokens", "cost_usd", "calls")
-"""The budget caps a request (an OpenClaw job) may set for its run."""
-
 
 def _job_caps(budget: Mapping[str, float] | None) -> dict[str, float]:
     caps: dict[str, float] = {}
     for key, value in (budget or {}).items():
-        whole = key in ("tokens", "calls")
-        if (
-            key not in JOB_CAPS
-            or isinstance(value, bool)
-            or not isinstance(value, int if whole else int | float)
-            or not math.isfinite(value)
-            or value < 0
-        ):
-            raise SpineInputError(
-                f"budget cap {key!r}={value!r}: caps are {', '.join(JOB_CAPS)}, numbers >= 0 "
-                "(tokens and calls whole numbers)",
-                ReasonCode.INVALID_INPUT,
-            )
+        problem = job_cap_problem(key, value)
+        if problem is not None:
+            raise SpineInputError(f"budget: {problem}", ReasonCode.INVALID_INPUT)
         caps[key] = value
     return caps
 
